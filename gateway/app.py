@@ -1,0 +1,55 @@
+"""The gateway's app factory and lifespan: open resources once, serve the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from gateway.deps import GatewayState
+from gateway.errors import install_error_handlers
+from gateway.middleware import AccessLog
+from gateway.openapi import install_openapi
+from gateway.responses import JSONResponse
+from gateway.routes import admin, chat, health, models, receipts
+from shared.logging import configure_logging
+from shared.queue.notify import CompletionWaiters
+from shared.resources import open_resources
+from shared.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings) as res:
+            waiters = CompletionWaiters(res.redis)
+            await waiters.start()
+            try:
+                app.state.gateway = GatewayState(res=res, waiters=waiters)
+                yield
+            finally:
+                await waiters.stop()
+
+    app = FastAPI(
+        title="ainfera-dispatch",
+        version="0.1.0",
+        description="OpenAI-compatible LLM inference router whose dispatch runs through a queue.",
+        default_response_class=JSONResponse,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    for module in (chat, models, receipts, admin, health):
+        app.include_router(module.router)
+    app.add_middleware(AccessLog)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory gateway.app:create_app_from_env`."""
+    settings = Settings()
+    configure_logging(settings, process="gateway")
+    return create_app(settings)

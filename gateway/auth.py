@@ -1,0 +1,34 @@
+"""Bearer authentication for tenants and for the admin API.
+
+Every failure gets the same 401 and message, so a caller cannot tell a revoked key
+from a mistyped one. Tenant keys are looked up by SHA-256 hash; the admin key comes
+from settings and is compared in constant time.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from gateway.deps import gateway_state
+from shared.auth.keys import bearer_token, same_secret
+from shared.db.tenants import KeyOwner
+from shared.errors import AuthenticationFailed
+
+_MESSAGE = "Incorrect API key provided. Send 'Authorization: Bearer <key>' with a valid key."
+
+
+async def authenticate(request: Request) -> KeyOwner:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise AuthenticationFailed(_MESSAGE)
+    owner = await gateway_state(request).res.tenants.owner_of(token)
+    if owner is None:
+        raise AuthenticationFailed(_MESSAGE)
+    return owner
+
+
+def require_admin(request: Request) -> None:
+    expected = gateway_state(request).res.settings.admin_api_key
+    token = bearer_token(request.headers.get("authorization"))
+    if expected is None or token is None or not same_secret(token, expected.get_secret_value()):
+        raise AuthenticationFailed(_MESSAGE)

@@ -1,0 +1,57 @@
+"""The one place errors become HTTP responses: always the OpenAI envelope, never a traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.responses import JSONResponse
+from shared.errors import AinferaError, AuthenticationFailed, InternalError, InvalidRequest, NotFound
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
+
+
+def error_response(err: AinferaError, headers: dict[str, str] | None = None) -> JSONResponse:
+    hdrs = dict(headers or {})
+    if isinstance(err, AuthenticationFailed):
+        hdrs["www-authenticate"] = "Bearer"
+    return JSONResponse(err.envelope(), status_code=err.status, headers=hdrs)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_ainfera(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AinferaError)
+        return error_response(exc)
+
+    async def on_validation(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return error_response(InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}.",
+                                             code="invalid_value", param=param or None))
+
+    async def on_http(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            err: AinferaError = NotFound("Unknown URL. See /docs for the API.", code="unknown_url")
+            return error_response(err)
+        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error",
+                          "code": _HTTP_CODES.get(exc.status_code, "http_error"), "param": None}}
+        return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
+
+    async def on_unexpected(_req: Request, exc: Exception) -> JSONResponse:
+        # Process boundary: anything unanticipated is logged with its traceback here and
+        # answered with a generic envelope; internals never reach the caller.
+        log.exception("unhandled_error", error=type(exc).__name__)
+        return error_response(InternalError("The server had an error while processing your request."))
+
+    app.add_exception_handler(AinferaError, on_ainfera)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,83 @@
+"""Catalog value types: providers, models and the immutable snapshot the router reads.
+
+Rows come from Postgres (see `shared.db.catalog`); nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class WireFormat(StrEnum):
+    OPENAI_CHAT = "openai-chat"
+    ANTHROPIC_MESSAGES = "anthropic-messages"
+
+
+class Stack(StrEnum):
+    """Where a provider serves requests."""
+
+    US = "us"
+    EU = "eu"
+    CHINA = "china"
+    SEA = "sea"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    wire_format: WireFormat
+    base_url: str
+    chat_completions_path: str | None
+    api_key_env: str
+    stack: Stack
+    fast_tier: bool
+    active: bool = True
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    slug: str
+    provider: str
+    provider_model_name: str | None
+    input_usd_per_mtok: float | None
+    output_usd_per_mtok: float | None
+    context_window: int | None
+    max_output_tokens: int | None
+    supports_streaming: bool
+    supports_tools: bool | None
+    supports_vision: bool | None
+    aa_index: float | None
+    p50_ttft_ms: int | None
+    output_tokens_per_s: float | None
+    active: bool = True
+    deactivation_reason: str | None = None
+    model_family: str = ""
+
+    @property
+    def upstream_model(self) -> str:
+        """The name sent upstream. Only the upstream request uses it; everything else names the slug."""
+        return self.provider_model_name or self.slug
+
+    @property
+    def priced(self) -> bool:
+        return self.input_usd_per_mtok is not None and self.output_usd_per_mtok is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """An immutable snapshot of providers and models, keyed by name and slug."""
+
+    providers: Mapping[str, Provider] = field(default_factory=dict)
+    models: Mapping[str, Model] = field(default_factory=dict)
+    version: int = 0
+
+    def provider_of(self, model: Model) -> Provider:
+        return self.providers[model.provider]
+
+    def servable(self, model: Model) -> bool:
+        """A model can take traffic when it and its provider are both active."""
+        provider = self.providers.get(model.provider)
+        return model.active and provider is not None and provider.active

@@ -1,0 +1,152 @@
+"""Validation of a chat-completions request body: the one place its rules live.
+
+The gateway validates at the edge (and `POST /v1/routing/explain` reuses this); the
+worker receives the validated dict. OpenAI's convention is kept: an unrecognised
+argument is a 400 naming it, so a field that tries to choose the upstream URL or key
+can never reach a provider. `routing_hint` is our one extension.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import InvalidRequest
+
+AUTO_MODELS = frozenset({"ainfera-auto", "ainfera-inference"})
+MAX_TOKENS_LIMIT = 1_000_000
+MAX_MESSAGES = 10_000
+
+# Fields people try in order to steer where a request goes or which key it uses.
+_STEERING_FIELDS = frozenset(
+    {"api_base", "base_url", "api_key", "url", "endpoint", "headers", "extra_headers", "api_version",
+     "provider_url", "upstream_url", "upstream", "key", "authorization", "organization", "project"}
+)
+
+Stack = Literal["us", "eu", "china", "sea", "avoid-china"]
+PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class RoutingHint(_Strict):
+    max_cost_usd: PositiveFinite | None = None
+    stack: Stack | None = None
+    latency_budget_ms: PositiveFinite | None = None
+
+
+class Message(BaseModel):
+    # Messages carry vendor fields we pass through (name, tool_call_id, tool_calls, ...).
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _parts_have_types(cls, v: str | list[dict[str, Any]] | None) -> str | list[dict[str, Any]] | None:
+        if isinstance(v, list):
+            for part in v:
+                if not isinstance(part.get("type"), str):
+                    raise ValueError("each content part needs a string 'type'")
+        return v
+
+
+class ChatCompletionRequest(_Strict):
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    n: Literal[1] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    stream: Literal[False] | None = None
+    stream_options: dict[str, Any] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    response_format: dict[str, Any] | None = None
+    seed: int | None = None
+    tools: Annotated[list[dict[str, Any]], Field(max_length=512)] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    user: Annotated[str, Field(max_length=512)] | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    service_tier: str | None = None
+    routing_hint: RoutingHint | None = None
+
+    @property
+    def is_auto(self) -> bool:
+        return self.model in AUTO_MODELS
+
+    @property
+    def output_cap(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+
+def parse_body(raw: bytes) -> Any:
+    """Strict JSON: NaN, Infinity and trailing garbage are errors (orjson refuses them)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidRequest(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
+
+
+def validate_chat_request(data: Any) -> ChatCompletionRequest:
+    """Validate a parsed body; errors name the offending field, OpenAI style."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    for name in data:
+        if name not in ChatCompletionRequest.model_fields:
+            hint = " Upstream URLs and keys are chosen by the catalog, never by the request." if (
+                name.lower() in _STEERING_FIELDS
+            ) else ""
+            raise InvalidRequest(
+                f"Unrecognized request argument supplied: {name}.{hint}", code="unknown_parameter", param=name
+            )
+    if data.get("stream") is True:
+        raise InvalidRequest(
+            "Streaming is not supported by this gateway yet; send stream=false or omit it.",
+            code="unsupported_parameter",
+            param="stream",
+        )
+    try:
+        req = ChatCompletionRequest.model_validate(data)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        # pydantic reports union branches in loc; keep the first path segments that are fields.
+        param = _trim_union_loc(loc)
+        raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param) from e
+    for v in (req.temperature, req.top_p):
+        if v is not None and not math.isfinite(v):
+            raise InvalidRequest("Numbers must be finite.", code="invalid_value")
+    return req
+
+
+_TYPE_WORDS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "literal", "nullable", "union"})
+
+
+def _trim_union_loc(loc: str) -> str:
+    kept = []
+    for part in loc.split("."):
+        base = part.split("[")[0].lower()
+        if base in _TYPE_WORDS or part.startswith(("constrained-", "list[", "dict[", "literal[")):
+            continue
+        kept.append(part)
+    return ".".join(kept) or loc
+
+
+def upstream_body(req: ChatCompletionRequest) -> dict[str, Any]:
+    """What the adapters receive: the caller's fields as sent, minus our extension."""
+    return req.model_dump(exclude_unset=True, exclude={"routing_hint"}, mode="json")

@@ -1,0 +1,199 @@
+"""The `ainfera-dispatch` console script: operations on the database and the processes to run.
+
+Server processes are started by module path (uvicorn factory strings, the worker's
+settings class), so `shared` never imports `gateway` or `worker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+from uuid import UUID
+
+from shared.settings import Settings
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+# --- database operations -----------------------------------------------------------------
+
+
+async def _migrate(settings: Settings) -> None:
+    from shared.db.migrate import ensure_database, migrate
+
+    if await ensure_database(settings.database_url):
+        print("created database", file=sys.stderr)
+    done = await migrate(settings.database_url)
+    print(f"applied {len(done)} migration(s)" + (": " + ", ".join(f"{m.version:04d}_{m.name}" for m in done)
+                                                 if done else ""), file=sys.stderr)
+
+
+async def _seed(settings: Settings) -> None:
+    from shared.catalog.seed import seed_catalog
+    from shared.db.pool import connect
+
+    conn = await connect(settings.database_url)
+    try:
+        providers, models = await seed_catalog(conn)
+    finally:
+        await conn.close()
+    print(f"seeded {providers} providers and {models} models", file=sys.stderr)
+
+
+async def _tenant_create(settings: Settings, name: str) -> dict[str, Any]:
+    from shared.auth.keys import hash_key, new_api_key, shown_prefix
+    from shared.db.pool import connect
+    from shared.db.tenants import create_api_key, create_tenant
+
+    conn = await connect(settings.database_url)
+    try:
+        key = new_api_key()
+        async with conn.transaction():
+            tenant = await create_tenant(conn, name)
+            key_id = await create_api_key(conn, tenant.id, hash_key(key), shown_prefix(key))
+    finally:
+        await conn.close()
+    return {"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key, "key_id": str(key_id)}
+
+
+async def _key_create(settings: Settings, tenant: str) -> dict[str, Any]:
+    from shared.auth.keys import hash_key, new_api_key, shown_prefix
+    from shared.db.pool import connect
+    from shared.db.tenants import create_api_key, get_tenant
+
+    try:
+        tid = UUID(tenant)
+    except ValueError:
+        raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
+    conn = await connect(settings.database_url)
+    try:
+        if await get_tenant(conn, tid) is None:
+            raise SystemExit(f"error: no tenant {tenant}")
+        key = new_api_key()
+        key_id = await create_api_key(conn, tid, hash_key(key), shown_prefix(key))
+    finally:
+        await conn.close()
+    return {"tenant_id": tenant, "api_key": key, "key_id": str(key_id)}
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def _gateway(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from shared.logging import configure_logging
+
+    configure_logging(settings, process="gateway")
+    uvicorn.run(
+        "gateway.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.gateway_host,
+        port=args.port or settings.gateway_port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    import importlib
+
+    from shared.logging import configure_logging
+
+    configure_logging(settings, process="worker")
+    module = importlib.import_module("worker.main")
+    module.run_worker(settings, queues=args.queue)
+
+
+def _sim(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.logging import configure_logging
+    from shared.simulator.server import run
+
+    configure_logging(settings, process="sim-provider")
+    if args.latency_ms is not None:
+        settings = settings.model_copy(update={"sim_latency_ms": args.latency_ms})
+    if args.port is not None:
+        settings = settings.model_copy(update={"sim_port": args.port})
+    run(settings)
+
+
+def _services(settings: Settings) -> None:
+    from shared.cli.services import ensure_services
+
+    raise SystemExit(1 if ensure_services(settings.database_url, settings.redis_url) else 0)
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli.up import run_up
+
+    raise SystemExit(run_up(settings, simulate=args.simulate))
+
+
+# --- argument parsing ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ainfera-dispatch", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("services", help="make sure Postgres and Redis answer (start or install local ones)")
+    sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
+    sub.add_parser("seed-catalog", help="upsert the researched catalog (17 providers, 130 models)")
+
+    tenant = sub.add_parser("tenant", help="tenant operations").add_subparsers(dest="tenant_cmd", required=True)
+    tc = tenant.add_parser("create", help="create a tenant and its first API key (printed once)")
+    tc.add_argument("--name", required=True)
+
+    key = sub.add_parser("key", help="API key operations").add_subparsers(dest="key_cmd", required=True)
+    kc = key.add_parser("create", help="create another API key for a tenant (printed once)")
+    kc.add_argument("--tenant", required=True, help="tenant id")
+
+    gw = sub.add_parser("gateway", help="run the HTTP gateway")
+    gw.add_argument("--host")
+    gw.add_argument("--port", type=int)
+    gw.add_argument("--workers", type=int, default=1, help="gateway processes (default 1)")
+
+    wk = sub.add_parser("worker", help="run a dispatch worker")
+    wk.add_argument("--queue", action="append", help="queue(s) to serve (default: all)")
+
+    sim = sub.add_parser("sim-provider", help="run the simulated provider")
+    sim.add_argument("--latency-ms", type=float)
+    sim.add_argument("--port", type=int)
+
+    up = sub.add_parser("up", help="migrate, seed, create a demo key, and run everything in the foreground")
+    up.add_argument("--simulate", choices=("auto", "always", "never"), default="auto",
+                    help="run the simulated provider: auto = when no provider keys are set")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    handlers: dict[str, Callable[[], Any]] = {
+        "services": lambda: _services(settings),
+        "migrate": lambda: _run(_migrate(settings)),
+        "seed-catalog": lambda: _run(_seed(settings)),
+        "tenant": lambda: _print_json(_run(_tenant_create(settings, args.name))),
+        "key": lambda: _print_json(_run(_key_create(settings, args.tenant))),
+        "gateway": lambda: _gateway(settings, args),
+        "worker": lambda: _worker(settings, args),
+        "sim-provider": lambda: _sim(settings, args),
+        "up": lambda: _up(settings, args),
+    }
+    handlers[args.command]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Audit rows: lock a tenant's chain head, insert an event, read events back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared.db.queries import q
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    seq: int
+    event_type: str
+    job_id: str | None
+    payload: str  # canonical JSON, exactly as hashed
+    previous_hash: str | None
+    event_hash: str
+    created_at: datetime
+
+
+def _row(r: Any) -> EventRow:
+    return EventRow(
+        r["seq"], r["event_type"], r["job_id"], r["payload"], r["previous_hash"], r["event_hash"], r["created_at"]
+    )
+
+
+async def lock_head(conn: Any, tenant_id: UUID) -> tuple[int, str | None]:
+    """Take the tenant's chain lock until the transaction ends; return (head seq, head hash)."""
+    r = await conn.fetchrow(q("audit", "lock_head"), tenant_id)
+    return int(r["head_seq"]), r["head_hash"]
+
+
+async def insert_event(conn: Any, tenant_id: UUID, ev: EventRow) -> None:
+    await conn.execute(
+        q("audit", "insert_event"),
+        tenant_id,
+        ev.seq,
+        ev.event_type,
+        ev.job_id,
+        ev.payload,
+        ev.previous_hash,
+        ev.event_hash,
+        ev.created_at,
+    )
+
+
+async def list_events(conn: Any, tenant_id: UUID, since_seq: int, limit: int) -> list[EventRow]:
+    return [_row(r) for r in await conn.fetch(q("audit", "list_events"), tenant_id, since_seq, limit)]
+
+
+async def count_events(conn: Any, tenant_id: UUID) -> int:
+    return int(await conn.fetchval(q("audit", "count_events"), tenant_id))
+
+
+async def event_for_job(conn: Any, job_id: str) -> EventRow | None:
+    r = await conn.fetchrow(q("audit", "event_for_job"), job_id)
+    return _row(r) if r else None

@@ -1,0 +1,213 @@
+"""The one error hierarchy of the project.
+
+Every error a caller can see is a subclass of `AinferaError`: it carries its HTTP
+status, the OpenAI envelope `type`, a stable `code`, the offending `param` (if
+any) and whether the operation may be retried. The gateway turns it into the
+OpenAI error envelope in one handler; the worker turns retryable ones into
+retries in one wrapper. Nothing else formats errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AinferaError(Exception):
+    """Base class: a failure we can explain to the caller without leaking internals."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str] = "internal_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+
+    def envelope(self) -> dict[str, Any]:
+        """The OpenAI error envelope for this error."""
+        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe description that survives a trip through the queue."""
+        return {"class": type(self).__name__, "message": self.message, "code": self.code, "param": self.param}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> AinferaError:
+        """Rebuild an error sent by another process (unknown classes become InternalError)."""
+        cls = _REGISTRY.get(str(data.get("class")), InternalError)
+        return cls(str(data.get("message", "")), code=data.get("code"), param=data.get("param"))
+
+
+# --- caller errors (4xx) -----------------------------------------------------------------
+
+
+class InvalidRequest(AinferaError):
+    status = 400
+    type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class NoEligibleModel(AinferaError):
+    """The router's filters removed every candidate; the message names the step."""
+
+    status = 400
+    type = "invalid_request_error"
+    default_code = "no_eligible_model"
+
+
+class AuthenticationFailed(AinferaError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(AinferaError):
+    status = 403
+    type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFound(AinferaError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    default_code = "model_not_found"
+
+
+class ModelInactive(NotFound):
+    """The model exists in the catalog but is switched off (the message says why)."""
+
+    default_code = "model_inactive"
+
+
+class Conflict(AinferaError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PayloadTooLarge(AinferaError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class UnsupportedMediaType(AinferaError):
+    status = 415
+    type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+# --- upstream provider errors (the caller sees 502/504) ----------------------------------
+
+
+class UpstreamError(AinferaError):
+    """The provider failed. Retryable subclasses are retried by the transport."""
+
+    status = 502
+    type = "upstream_error"
+    default_code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        upstream_status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, param=param)
+        self.upstream_status = upstream_status
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamServerError(UpstreamError):
+    default_code = "upstream_server_error"
+    retryable = True
+
+
+class UpstreamRateLimited(UpstreamError):
+    default_code = "upstream_rate_limited"
+    retryable = True
+
+
+class UpstreamUnreachable(UpstreamError):
+    """Could not connect at all (DNS, refused, TLS). Safe to retry: nothing was sent."""
+
+    default_code = "upstream_unreachable"
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+class UpstreamMalformed(UpstreamError):
+    default_code = "upstream_malformed_response"
+
+
+class UpstreamAuthFailed(UpstreamError):
+    default_code = "upstream_auth_failed"
+
+
+class UpstreamModelNotFound(UpstreamError):
+    default_code = "upstream_model_not_found"
+
+
+class UpstreamRejected(UpstreamError):
+    """The provider refused the request itself (4xx other than auth/404/429)."""
+
+    status = 400
+    type = "invalid_request_error"
+    default_code = "upstream_rejected_request"
+
+
+class UpstreamMisconfigured(UpstreamError):
+    """The catalog row cannot produce a valid upstream URL. Fix the row; retrying will not help."""
+
+    default_code = "upstream_misconfigured"
+
+
+class ProviderNotConfigured(UpstreamError):
+    """No credentials for this provider in this deployment."""
+
+    status = 503
+    default_code = "provider_not_configured"
+
+
+# --- our own side (5xx) ------------------------------------------------------------------
+
+
+class ServiceUnavailable(AinferaError):
+    status = 503
+    type = "server_error"
+    default_code = "service_unavailable"
+    retryable = True
+
+
+class GatewayTimeout(AinferaError):
+    status = 504
+    type = "server_error"
+    default_code = "timeout"
+
+
+class InternalError(AinferaError):
+    """Only used at process boundaries for failures we did not anticipate."""
+
+
+def _all_subclasses(cls: type[AinferaError]) -> list[type[AinferaError]]:
+    out: list[type[AinferaError]] = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+_REGISTRY: dict[str, type[AinferaError]] = {c.__name__: c for c in _all_subclasses(AinferaError)}

@@ -1,0 +1,62 @@
+"""structlog configuration, done once per process entry point.
+
+JSON lines when the output is not a terminal (production, CI), readable console
+lines on a terminal. Event names are snake_case facts; bind request and job ids
+at the boundary. Never log keys, prompts or completions.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from shared.settings import Settings
+
+_SECRET_FIELDS = frozenset({"api_key", "authorization", "key", "password", "secret", "token", "x-api-key"})
+
+
+def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Last line of defence: a field named like a secret is never written out."""
+    for name in list(event):
+        if name.lower() in _SECRET_FIELDS:
+            event[name] = "[redacted]"
+    return event
+
+
+def configure_logging(settings: Settings, *, process: str) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        level = logging.INFO
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=True)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(process=process)
+    # Libraries that log through the standard library: keep their warnings, drop per-job chatter.
+    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    for noisy in ("arq.worker", "arq.jobs", "uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,66 @@
+"""The receipt: what a job cost and who served it. One per job, whatever happens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+
+class ReceiptStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    id: str
+    job_id: str
+    tenant_id: UUID
+    status: ReceiptStatus
+    requested_model: str
+    model_slug: str | None
+    provider: str | None
+    upstream_model: str | None
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: Decimal | None
+    cost_usd: Decimal
+    latency_ms: int
+    upstream_latency_ms: int | None
+    attempts: int
+    error_code: str | None
+    routing: dict[str, Any] | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """The API shape (money as decimal strings, the canonical slug as `model`)."""
+        return {
+            "id": self.id,
+            "object": "receipt",
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "requested_model": self.requested_model,
+            "model": self.model_slug,
+            "provider": self.provider,
+            "upstream_model": self.upstream_model,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "estimated_cost_usd": money(self.estimated_cost_usd) if self.estimated_cost_usd is not None else None,
+            "cost_usd": money(self.cost_usd),
+            "latency_ms": self.latency_ms,
+            "upstream_latency_ms": self.upstream_latency_ms,
+            "attempts": self.attempts,
+            "error_code": self.error_code,
+            "routing": self.routing,
+            "created_at": int(self.created_at.timestamp()),
+        }
+
+
+def money(value: Decimal) -> str:
+    """USD as a plain decimal string with at most 10 places and no exponent."""
+    q = value.quantize(Decimal("0.0000000001"))
+    text = format(q.normalize(), "f")
+    return text if text != "-0" else "0"

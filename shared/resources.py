@@ -1,0 +1,71 @@
+"""One frozen container of the process's shared resources, opened and closed in one place.
+
+The gateway puts it in the app's lifespan state, the worker in arq's ctx; use-cases
+take it as their first argument. Nothing else holds pools or clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from shared.auth.directory import TenantDirectory
+from shared.catalog.cache import CatalogCache
+from shared.db.notifications import NotificationListener
+from shared.db.pool import create_pool
+from shared.providers.transport import create_http_client
+from shared.settings import Settings
+
+CATALOG_CHANNEL = "ainfera_catalog"
+TENANTS_CHANNEL = "ainfera_tenants"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    settings: Settings
+    db: Any  # asyncpg.Pool
+    redis: Redis
+    http: httpx.AsyncClient
+    catalog: CatalogCache
+    tenants: TenantDirectory
+    clock: Callable[[], datetime] = utc_now
+
+
+@contextlib.asynccontextmanager
+async def open_resources(
+    settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[Resources]:
+    """Open pools and clients, load the catalog, start listening for changes; close all on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        db = await create_pool(settings.database_url, min_size=2, max_size=db_pool_size)
+        stack.push_async_callback(db.close)
+        redis = Redis.from_url(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        http = create_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        catalog = CatalogCache(db)
+        await catalog.refresh()
+        tenants = TenantDirectory(db, ttl_s=settings.api_key_cache_ttl_s)
+
+        async def on_notice(channel: str) -> None:
+            if channel == CATALOG_CHANNEL:
+                await catalog.on_notice(channel)
+            else:
+                await tenants.on_notice(channel)
+
+        listener = NotificationListener(settings.database_url, (CATALOG_CHANNEL, TENANTS_CHANNEL), on_notice)
+        await listener.start()
+        stack.push_async_callback(listener.stop)
+        yield Resources(
+            settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, clock=clock
+        )

@@ -1,0 +1,95 @@
+"""The one settings class. Every process reads it once at its entry point and passes it down.
+
+All variables use the `AINFERA_` prefix. Provider credentials are the one
+exception: they live under the names the catalog's `api_key_env` column gives
+(`OPENAI_API_KEY`, `GROQ_API_KEY`, ...), and are collected here, once, so that
+nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROVIDER_KEY_SUFFIX = "_API_KEY"
+
+
+def _provider_keys_from_environ() -> dict[str, SecretStr]:
+    """Every `*_API_KEY` variable that is not one of ours, keyed by variable name."""
+    return {
+        name: SecretStr(value)
+        for name, value in os.environ.items()
+        if name.endswith(PROVIDER_KEY_SUFFIX) and not name.startswith("AINFERA_") and value
+    }
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AINFERA_", extra="ignore", frozen=True)
+
+    # --- where things are ----------------------------------------------------------------
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/ainfera"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    sim_host: str = "127.0.0.1"
+    sim_port: int = 8100
+    # When set, every upstream call goes to the simulated provider at this base URL
+    # instead of the provider's real host; the path stays the provider's own.
+    upstream_override: str | None = None
+
+    # --- secrets -------------------------------------------------------------------------
+    admin_api_key: SecretStr | None = None
+    provider_keys: Mapping[str, SecretStr] = Field(default_factory=_provider_keys_from_environ)
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    # --- gateway -------------------------------------------------------------------------
+    max_request_bytes: int = 4 * 1024 * 1024
+    sync_wait_timeout_s: float = 300.0
+    api_key_cache_ttl_s: float = 30.0
+    # A waiter re-checks Postgres this often in case a completion notice was lost.
+    waiter_recheck_s: float = 2.0
+
+    # --- upstream calls ------------------------------------------------------------------
+    upstream_connect_timeout_s: float = 5.0
+    upstream_read_timeout_s: float = 60.0
+    upstream_deadline_s: float = 120.0
+    upstream_max_retries: int = 2
+    upstream_retry_after_cap_s: float = 10.0
+    upstream_backoff_base_s: float = 0.25
+    upstream_max_connections: int = 200
+
+    # --- worker --------------------------------------------------------------------------
+    worker_max_jobs: int = 100
+    # Fallback poll when no wake-up notice arrives (deferred retries, lost notices).
+    worker_poll_fallback_s: float = 1.0
+    worker_job_completion_wait_s: int = 30
+
+    # --- router --------------------------------------------------------------------------
+    default_max_cost_per_call_usd: float = 0.10
+    default_output_ratio: float = 0.5
+
+    # --- simulated provider --------------------------------------------------------------
+    sim_latency_ms: float = 50.0
+
+    @field_validator("upstream_override")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    def provider_key(self, env_name: str | None) -> str | None:
+        """The credential stored under `env_name`, or None."""
+        if not env_name:
+            return None
+        secret = self.provider_keys.get(env_name)
+        return secret.get_secret_value() if secret else None

@@ -1,0 +1,154 @@
+"""Real parts for tests: a migrated template database cloned per test, a flushed Redis db,
+the simulated provider on a free port, the worker and the gateway in the test's event loop.
+
+Nothing here is mocked; only the upstream providers are simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import uvicorn
+from pydantic import SecretStr
+
+from shared.auth.keys import hash_key, new_api_key, shown_prefix
+from shared.catalog.seed import seed_catalog
+from shared.db.migrate import migrate
+from shared.db.pool import connect
+from shared.db.tenants import create_api_key, create_tenant
+from shared.settings import Settings
+from shared.simulator.app import create_app as create_simulator
+
+PG_ADMIN_DSN = os.environ.get("AINFERA_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("AINFERA_TEST_REDIS", "redis://127.0.0.1:6379")
+ADMIN_KEY = "admin-test-key-0123456789"
+
+
+def dsn_for(dbname: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{dbname}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def create_template(name: str) -> None:
+    """A database with every migration applied and the catalog seeded, used as a clone source."""
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await migrate(dsn_for(name))
+    conn = await connect(dsn_for(name))
+    try:
+        await seed_catalog(conn)
+    finally:
+        await conn.close()
+
+
+async def clone_database(template: str) -> str:
+    name = f"ainfera_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def make_settings(database_url: str, redis_db: int, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": f"{REDIS_BASE}/{redis_db}",
+        "admin_api_key": SecretStr(ADMIN_KEY),
+        "provider_keys": {},
+        "log_format": "json",
+        "log_level": "WARNING",
+        "upstream_backoff_base_s": 0.01,
+        "waiter_recheck_s": 1.0,
+        "sync_wait_timeout_s": 30.0,
+        "worker_poll_fallback_s": 0.5,
+        "worker_job_completion_wait_s": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def new_tenant(settings: Settings, name: str = "acme", policy: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(tenant id, API key) for a fresh tenant."""
+    conn = await connect(settings.database_url)
+    try:
+        key = new_api_key()
+        tenant = await create_tenant(conn, name, policy)
+        await create_api_key(conn, tenant.id, hash_key(key), shown_prefix(key))
+    finally:
+        await conn.close()
+    return str(tenant.id), key
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(latency_ms: float = 0.0) -> AsyncIterator[str]:
+    """The simulated provider as a real HTTP server in this event loop; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(create_simulator(latency_ms=latency_ms), host="127.0.0.1", port=port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **kw: Any) -> AsyncIterator[Any]:
+    """A dispatch worker serving the interactive queue inside this event loop."""
+    from worker.main import build_worker
+
+    worker = build_worker(settings, handle_signals=False, **kw)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway app with its lifespan, reached through an in-process ASGI transport."""
+    from gateway.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=60) as client:
+            yield client

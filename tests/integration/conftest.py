@@ -1,0 +1,69 @@
+"""Integration fixtures: real Postgres (a migrated, seeded template cloned per test), real Redis
+(db 9, flushed per test), and the simulated provider as a real HTTP server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from shared.settings import Settings
+from tests.harness import (
+    REDIS_BASE,
+    clone_database,
+    create_template,
+    dsn_for,
+    drop_database,
+    make_settings,
+    running_simulator,
+)
+
+REDIS_DB = 9
+
+
+@pytest.fixture(scope="session")
+async def pg_template() -> AsyncIterator[str]:
+    name = f"ainfera_tmpl_{uuid.uuid4().hex[:10]}"
+    await create_template(name)
+    yield name
+    await drop_database(name)
+
+
+@pytest.fixture
+async def database_url(pg_template: str) -> AsyncIterator[str]:
+    name = await clone_database(pg_template)
+    yield dsn_for(name)
+    await drop_database(name)
+
+
+@pytest.fixture
+async def redis_flushed() -> AsyncIterator[Redis]:
+    r = Redis.from_url(f"{REDIS_BASE}/{REDIS_DB}")
+    await r.flushdb()
+    yield r
+    await r.flushdb()
+    await r.aclose()
+
+
+@pytest.fixture(scope="session")
+async def sim_url() -> AsyncIterator[str]:
+    async with running_simulator(latency_ms=0) as url:
+        yield url
+
+
+@pytest.fixture
+async def sim(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the simulator's control API; faults and counters are reset around each test."""
+    async with httpx.AsyncClient(base_url=sim_url) as client:
+        await client.delete("/_sim/faults")
+        await client.delete("/_sim/stats")
+        yield client
+        await client.delete("/_sim/faults")
+
+
+@pytest.fixture
+def settings(database_url: str, redis_flushed: Redis, sim_url: str) -> Settings:
+    return make_settings(database_url, REDIS_DB, upstream_override=sim_url)
