@@ -66,12 +66,11 @@ async def _wait(
                 f"The request did not finish within {timeout_s:g} s. It may still complete; "
                 f"GET /v1/jobs/{job_id} shows its outcome."
             )
-        try:
-            raw = await asyncio.wait_for(asyncio.shield(future), timeout=min(recheck_s, remaining))
-        except TimeoutError:
-            async with st.res.db.acquire() as conn:
-                done = await job_outcome(conn, job_id)
-            if done is not None and done.response is not None:
-                return Outcome(http_status=done.http_status or 200, body=done.response, replayed=True)
-            continue
-        return Outcome.from_message(raw)
+        raw = await st.waiters.wait(future, max_wait_s=min(recheck_s, remaining))
+        if raw is not None:
+            return Outcome.from_message(raw)
+        # No notice yet, or our subscription reconnected (a notice may be lost): ask Postgres.
+        async with st.res.db.acquire() as conn:
+            done = await job_outcome(conn, job_id)
+        if done is not None and done.response is not None:
+            return Outcome(http_status=done.http_status or 200, body=done.response, replayed=True)

@@ -172,13 +172,56 @@ END $$;
 CREATE TRIGGER audit_events_link BEFORE INSERT ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_events_link_check();
 
--- Lock a tenant's chain for this transaction and return its head. A function, so the head
--- is read with a snapshot taken after the lock is granted (a single SELECT would not be).
-CREATE FUNCTION audit_lock_head(p_tenant uuid, OUT head_seq bigint, OUT head_hash text)
+-- Append one event to a tenant's chain. The caller sends the canonical JSON of the payload
+-- split around the value of "seq" (prefix ends with '"seq":'), because only the database knows
+-- the next seq; the hash rule is the one in shared/audit/chain.py:
+--   event_hash = sha256_hex(previous event_hash (or '') || payload, as UTF-8)
+-- A transaction-scoped advisory lock per tenant serialises appenders; the head is read by a
+-- separate statement after the lock is granted, so it is never stale.
+CREATE FUNCTION audit_append(
+    p_tenant uuid, p_event_type text, p_job_id text, p_prefix text, p_suffix text, p_created_at timestamptz,
+    OUT seq bigint, OUT event_hash text)
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head_seq  bigint;
+    head_hash text;
+    payload   text;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('audit:' || p_tenant::text, 0));
-    SELECT seq, event_hash INTO head_seq, head_hash
-      FROM audit_events WHERE tenant_id = p_tenant ORDER BY seq DESC LIMIT 1;
-    head_seq := coalesce(head_seq, 0);
+    SELECT e.seq, e.event_hash INTO head_seq, head_hash
+      FROM audit_events e WHERE e.tenant_id = p_tenant ORDER BY e.seq DESC LIMIT 1;
+    seq := coalesce(head_seq, 0) + 1;
+    payload := p_prefix || seq::text || p_suffix;
+    event_hash := encode(sha256(convert_to(coalesce(head_hash, '') || payload, 'UTF8')), 'hex');
+    INSERT INTO audit_events (tenant_id, seq, event_type, job_id, payload, previous_hash, event_hash, created_at)
+    VALUES (p_tenant, seq, p_event_type, p_job_id, payload, head_hash, event_hash, p_created_at);
+END $$;
+
+-- Finish a dispatch job in one round trip: the job outcome, its receipt and its audit event.
+-- Returns false (and writes nothing) when the job was already finished: a second delivery.
+CREATE FUNCTION finish_dispatch(
+    p_job jsonb, p_receipt jsonb, p_event_type text, p_prefix text, p_suffix text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    j   jobs;
+    r   receipts;
+    won text;
+BEGIN
+    j := jsonb_populate_record(NULL::jobs, p_job);
+    INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
+                      created_at, finished_at)
+    VALUES (j.id, j.tenant_id, j.kind, j.status, j.requested_model, j.response, j.http_status, j.receipt_id,
+            j.created_at, j.finished_at)
+    ON CONFLICT (id) DO UPDATE
+       SET status = EXCLUDED.status, response = EXCLUDED.response, http_status = EXCLUDED.http_status,
+           receipt_id = EXCLUDED.receipt_id, finished_at = EXCLUDED.finished_at
+     WHERE jobs.status IN ('queued', 'running')
+    RETURNING jobs.id INTO won;
+    IF won IS NULL THEN
+        RETURN false;
+    END IF;
+    r := jsonb_populate_record(NULL::receipts, p_receipt);
+    INSERT INTO receipts VALUES (r.*);
+    PERFORM audit_append(j.tenant_id, p_event_type, j.id, p_prefix, p_suffix, j.finished_at);
+    RETURN true;
 END $$;

@@ -20,12 +20,12 @@ from uuid import UUID
 import orjson
 
 from shared.audit.chain import canonical_json
-from shared.audit.writer import append_event
+from shared.audit.writer import event_payload_parts
 from shared.catalog.types import Catalog, Model, Provider
 from shared.catalog.urls import chat_url, route_via
 from shared.chat.request import AUTO_MODELS
-from shared.db.jobs import JobRow, finish_job, insert_receipt, job_outcome
-from shared.errors import AinferaError, ModelInactive, ModelNotFound, ProviderNotConfigured
+from shared.db.jobs import JobRow, finish_dispatch, job_outcome
+from shared.errors import AinferaError, ModelInactive, ModelNotFound, ProviderNotConfigured, UpstreamError
 from shared.ids import receipt_id as new_receipt_id
 from shared.logging import get_logger
 from shared.providers.registry import adapter_for
@@ -103,6 +103,8 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, job_try: int = 1) ->
         await _select_and_call(res, job, attempt)
     except AinferaError as e:
         attempt.error = e
+        if isinstance(e, UpstreamError):
+            attempt.attempts = e.attempts
     latency_ms = int((time.monotonic() - started) * 1000)
     return await _finish(res, job, attempt, latency_ms)
 
@@ -271,30 +273,35 @@ async def _finish(res: Resources, job: DispatchJob, a: _Attempt, latency_ms: int
     if a.error:
         event_fields["error"] = {"code": a.error.code, "message": a.error.message}
 
-    async with res.db.acquire() as conn, conn.transaction():
-        first = await finish_job(
+    event_type = "inference.routed" if succeeded else "inference.failed"
+    prefix, suffix = event_payload_parts(
+        tenant_id=job.tenant_id,
+        event_type=event_type,
+        fields=event_fields,
+        now=now,
+        job_id=job.job_id,
+    )
+    job_row = {
+        "id": job.job_id,
+        "tenant_id": str(job.tenant_id),
+        "kind": job.kind,
+        "status": "succeeded" if succeeded else "failed",
+        "requested_model": requested,
+        "response": body,
+        "http_status": status,
+        "receipt_id": rid,
+        "created_at": job.submitted_at.isoformat(),
+        "finished_at": now.isoformat(),
+    }
+    async with res.db.acquire() as conn:
+        first = await finish_dispatch(
             conn,
-            job_id=job.job_id,
-            tenant_id=job.tenant_id,
-            kind=job.kind,
-            status="succeeded" if succeeded else "failed",
-            requested_model=requested,
-            response=body,
-            http_status=status,
-            receipt_id=rid,
-            created_at=job.submitted_at,
-            finished_at=now,
+            job=job_row,
+            receipt=receipt.row(),
+            event_type=event_type,
+            prefix=prefix,
+            suffix=suffix,
         )
-        if first:
-            await insert_receipt(conn, receipt)
-            await append_event(
-                conn,
-                tenant_id=job.tenant_id,
-                event_type="inference.routed" if succeeded else "inference.failed",
-                fields=event_fields,
-                now=now,
-                job_id=job.job_id,
-            )
     if not first:
         async with res.db.acquire() as conn:
             done = await job_outcome(conn, job.job_id)

@@ -126,6 +126,8 @@ class UpstreamError(AinferaError):
         super().__init__(message, code=code, param=param)
         self.upstream_status = upstream_status
         self.retry_after_s = retry_after_s
+        # How many requests were sent before giving up; the transport fills it in.
+        self.attempts = 0
 
 
 class UpstreamServerError(UpstreamError):

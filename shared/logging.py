@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ from shared.settings import Settings
 _SECRET_FIELDS = frozenset({"api_key", "authorization", "key", "password", "secret", "token", "x-api-key"})
 
 
-def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: a field named like a secret is never written out."""
     for name in list(event):
         if name.lower() in _SECRET_FIELDS:

@@ -1,5 +1,5 @@
 """Real parts for tests: a migrated template database cloned per test, a flushed Redis db,
-the simulated provider on a free port, the worker and the gateway in the test's event loop.
+the worker and the gateway in the test's event loop.
 
 Nothing here is mocked; only the upstream providers are simulated.
 """
@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from shared.auth.keys import hash_key, new_api_key, shown_prefix
@@ -25,7 +24,6 @@ from shared.db.migrate import migrate
 from shared.db.pool import connect
 from shared.db.tenants import create_api_key, create_tenant
 from shared.settings import Settings
-from shared.simulator.app import create_app as create_simulator
 
 PG_ADMIN_DSN = os.environ.get("AINFERA_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("AINFERA_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -105,25 +103,6 @@ async def new_tenant(settings: Settings, name: str = "acme", policy: dict[str, A
     finally:
         await conn.close()
     return str(tenant.id), key
-
-
-@contextlib.asynccontextmanager
-async def running_simulator(latency_ms: float = 0.0) -> AsyncIterator[str]:
-    """The simulated provider as a real HTTP server in this event loop; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_simulator(latency_ms=latency_ms), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @contextlib.asynccontextmanager

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq.connections import ArqRedis
+from arq.connections import RedisSettings
 from arq.worker import func
 
 from shared.queue.names import QueueName
-from shared.queue.serializer import deserialize, serialize
 from shared.queue.worker import WakingWorker
 from shared.settings import Settings
 from worker.context import on_shutdown, on_startup
@@ -30,13 +29,12 @@ def build_worker(
     handle_signals: bool = True,
     max_jobs: int | None = None,
 ) -> WakingWorker:
-    redis = ArqRedis.from_url(settings.redis_url)
     ctx: dict[str, Any] = {"settings": settings}
     timeout = settings.upstream_deadline_s + JOB_TIMEOUT_MARGIN_S
     return WakingWorker(
         functions=[func(dispatch, name="dispatch", timeout=timeout, max_tries=DISPATCH_MAX_TRIES)],
         queue_name=str(queue),
-        redis_pool=redis,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
         ctx=ctx,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
@@ -47,8 +45,6 @@ def build_worker(
         handle_signals=handle_signals,
         job_completion_wait=settings.worker_job_completion_wait_s,
         fallback_poll_s=settings.worker_poll_fallback_s,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
     )
 
 

@@ -24,6 +24,7 @@ from worker.context import resources
 
 log = get_logger(__name__)
 
+RETRYABLE_INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
 RETRY_BACKOFF_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30)
 DISPATCH_MAX_TRIES = len(RETRY_BACKOFF_S) + 1
 
@@ -49,7 +50,7 @@ async def dispatch(
     )
     try:
         outcome = await run_dispatch(res, job, job_try=job_try)
-    except (*TRANSIENT_DB_ERRORS, RedisError) as e:
+    except RETRYABLE_INFRA_ERRORS as e:
         delay = RETRY_BACKOFF_S[min(job_try - 1, len(RETRY_BACKOFF_S) - 1)]
         log.warning("job_retry_scheduled", job_id=job_id, job_try=job_try, delay_s=delay, error=type(e).__name__)
         raise Retry(defer=delay) from e

@@ -22,6 +22,28 @@ def canonical_json(payload: Any) -> bytes:
     )
 
 
+def split_around_seq(fields: Mapping[str, Any]) -> tuple[str, str]:
+    """The canonical JSON of `fields` plus a "seq" key, cut where seq's value goes.
+
+    The database assigns seq under the chain lock and hashes prefix + seq + suffix,
+    which is exactly `canonical_json({**fields, "seq": seq})` (a unit test pins that).
+    """
+    if "seq" in fields:
+        raise ValueError("fields must not carry seq: the chain assigns it")
+
+    def members(pairs: list[tuple[str, Any]]) -> str:
+        return ",".join(
+            json.dumps(k, ensure_ascii=False) + ":" + canonical_json(v).decode("utf-8") for k, v in pairs
+        )
+
+    items = sorted(fields.items())
+    before = members([(k, v) for k, v in items if k < "seq"])
+    after = members([(k, v) for k, v in items if k > "seq"])
+    prefix = "{" + (before + "," if before else "") + '"seq":'
+    suffix = ("," + after if after else "") + "}"
+    return prefix, suffix
+
+
 def event_hash(previous_hash: str | None, payload_bytes: bytes) -> str:
     h = hashlib.sha256()
     h.update((previous_hash or "").encode("ascii"))
@@ -35,7 +57,9 @@ class ChainBreak:
     reason: str
 
 
-def verify_events(events: Iterable[Mapping[str, Any]], *, start_hash: str | None = None) -> tuple[int, ChainBreak | None]:
+def verify_events(
+    events: Iterable[Mapping[str, Any]], *, start_hash: str | None = None
+) -> tuple[int, ChainBreak | None]:
     """Walk events (dicts with seq, payload, previous_hash, event_hash) in seq order.
 
     `payload` may be the canonical text as stored or the parsed object. Returns the

@@ -1,8 +1,9 @@
-"""Appending one event to a tenant's chain inside the caller's transaction.
+"""Appending one event to a tenant's chain.
 
-The chain lock (a transaction-scoped advisory lock per tenant) serialises appenders,
-so concurrent workers never fork a chain; the database's link trigger and unique
-indexes refuse a fork even if this code were wrong.
+The payload is built here and cut around seq (`split_around_seq`); the database assigns
+seq under a per-tenant lock, hashes and inserts in one statement (`audit_append`), so
+concurrent workers never fork a chain and the lock is held for microseconds, not for
+network round trips. The link trigger and unique indexes refuse a fork on their own.
 """
 
 from __future__ import annotations
@@ -11,12 +12,26 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from shared.audit.chain import canonical_json, event_hash
-from shared.db.audit import EventRow, insert_event, lock_head
+from shared.audit.chain import split_around_seq
+from shared.db.audit import append_event as db_append_event
 
 
 def format_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_payload_parts(
+    *, tenant_id: UUID, event_type: str, fields: dict[str, Any], now: datetime, job_id: str | None
+) -> tuple[str, str]:
+    """Prefix and suffix of the payload; it carries type, tenant, time and job besides `fields`."""
+    payload = {
+        **fields,
+        "event_type": event_type,
+        "tenant_id": str(tenant_id),
+        "time": format_time(now),
+        "job_id": job_id,
+    }
+    return split_around_seq(payload)
 
 
 async def append_event(
@@ -27,27 +42,9 @@ async def append_event(
     fields: dict[str, Any],
     now: datetime,
     job_id: str | None = None,
-) -> EventRow:
-    """Append `event_type` with `fields`; the payload also carries seq, type, tenant, time, job."""
-    head_seq, head_hash = await lock_head(conn, tenant_id)
-    seq = head_seq + 1
-    payload = {
-        **fields,
-        "seq": seq,
-        "event_type": event_type,
-        "tenant_id": str(tenant_id),
-        "time": format_time(now),
-        "job_id": job_id,
-    }
-    text = canonical_json(payload)
-    ev = EventRow(
-        seq=seq,
-        event_type=event_type,
-        job_id=job_id,
-        payload=text.decode("utf-8"),
-        previous_hash=head_hash,
-        event_hash=event_hash(head_hash, text),
-        created_at=now,
+) -> tuple[int, str]:
+    """Append `event_type` with `fields`; returns (seq, event_hash)."""
+    prefix, suffix = event_payload_parts(
+        tenant_id=tenant_id, event_type=event_type, fields=fields, now=now, job_id=job_id
     )
-    await insert_event(conn, tenant_id, ev)
-    return ev
+    return await db_append_event(conn, tenant_id, event_type, job_id, prefix, suffix, now)

@@ -8,6 +8,7 @@ most rows; a URL with a repeated path segment is refused here rather than sent.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from urllib.parse import urlsplit
 
 from shared.catalog.types import WireFormat
@@ -29,7 +30,7 @@ def chat_url(base_url: str, chat_completions_path: str | None, wire_format: Wire
     path = chat_completions_path or DEFAULT_CHAT_PATHS[WireFormat(wire_format)]
     full_path = parts.path.rstrip("/") + "/" + path.lstrip("/")
     segments = [s for s in full_path.split("/") if s]
-    for a, b in zip(segments, segments[1:], strict=False):
+    for a, b in pairwise(segments):
         if a == b:
             raise UpstreamMisconfigured(
                 f"upstream path {full_path!r} repeats the segment '/{a}/{b}'; check base_url and "

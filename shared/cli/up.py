@@ -92,9 +92,11 @@ def run_up(settings: Settings, *, simulate: str = "auto") -> int:
             f"  ainfera-dispatch is up at {settings.gateway_url} (upstream: {upstream})\n"
             f"  demo tenant {demo['tenant_id']}\n"
             f"  demo API key (shown once, only its hash is stored): {demo['api_key']}\n\n"
-            f"  curl {settings.gateway_url}/v1/chat/completions -H 'Authorization: Bearer {demo['api_key']}' \\\n"
+            f"  curl {settings.gateway_url}/v1/chat/completions \\\n"
+            f"       -H 'Authorization: Bearer {demo['api_key']}' \\\n"
             "       -H 'Content-Type: application/json' \\\n"
-            "       -d '{\"model\": \"ainfera-auto\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'\n\n"
+            "       -d '{\"model\": \"ainfera-auto\",\n"
+            "            \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'\n\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

@@ -27,24 +27,12 @@ def _row(r: Any) -> EventRow:
     )
 
 
-async def lock_head(conn: Any, tenant_id: UUID) -> tuple[int, str | None]:
-    """Take the tenant's chain lock until the transaction ends; return (head seq, head hash)."""
-    r = await conn.fetchrow(q("audit", "lock_head"), tenant_id)
-    return int(r["head_seq"]), r["head_hash"]
-
-
-async def insert_event(conn: Any, tenant_id: UUID, ev: EventRow) -> None:
-    await conn.execute(
-        q("audit", "insert_event"),
-        tenant_id,
-        ev.seq,
-        ev.event_type,
-        ev.job_id,
-        ev.payload,
-        ev.previous_hash,
-        ev.event_hash,
-        ev.created_at,
-    )
+async def append_event(
+    conn: Any, tenant_id: UUID, event_type: str, job_id: str | None, prefix: str, suffix: str, created_at: datetime
+) -> tuple[int, str]:
+    """Append under the tenant's chain lock (held by the database for this statement's transaction)."""
+    r = await conn.fetchrow(q("audit", "append_event"), tenant_id, event_type, job_id, prefix, suffix, created_at)
+    return int(r["seq"]), str(r["event_hash"])
 
 
 async def list_events(conn: Any, tenant_id: UUID, since_seq: int, limit: int) -> list[EventRow]:

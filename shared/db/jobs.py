@@ -25,60 +25,15 @@ class JobRow:
     finished_at: datetime | None
 
 
-async def finish_job(
-    conn: Any,
-    *,
-    job_id: str,
-    tenant_id: UUID,
-    kind: str,
-    status: str,
-    requested_model: str,
-    response: dict[str, Any],
-    http_status: int,
-    receipt_id: str,
-    created_at: datetime,
-    finished_at: datetime,
+async def finish_dispatch(
+    conn: Any, *, job: dict[str, Any], receipt: dict[str, Any], event_type: str, prefix: str, suffix: str
 ) -> bool:
-    """Mark the job finished. False when it already was (a second run must write nothing)."""
-    got = await conn.fetchval(
-        q("jobs", "finish_job"),
-        job_id,
-        tenant_id,
-        kind,
-        status,
-        requested_model,
-        response,
-        http_status,
-        receipt_id,
-        created_at,
-        finished_at,
-    )
-    return got is not None
+    """Write the finished job, its receipt and its audit event atomically.
 
-
-async def insert_receipt(conn: Any, r: Receipt) -> bool:
-    got = await conn.fetchval(
-        q("jobs", "insert_receipt"),
-        r.id,
-        r.job_id,
-        r.tenant_id,
-        r.status.value,
-        r.requested_model,
-        r.model_slug,
-        r.provider,
-        r.upstream_model,
-        r.input_tokens,
-        r.output_tokens,
-        r.estimated_cost_usd,
-        r.cost_usd,
-        r.latency_ms,
-        r.upstream_latency_ms,
-        r.attempts,
-        r.error_code,
-        r.routing,
-        r.created_at,
-    )
-    return got is not None
+    `job` and `receipt` are JSON-safe dicts named after the columns. Returns False,
+    writing nothing, when the job had already finished (a second delivery).
+    """
+    return bool(await conn.fetchval(q("jobs", "finish_dispatch"), job, receipt, event_type, prefix, suffix))
 
 
 async def job_outcome(conn: Any, job_id: str) -> JobRow | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,7 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-Handler = Callable[[str], Awaitable[None]]
+Handler = Callable[[str], Coroutine[Any, Any, None]]
 
 
 class NotificationListener:
@@ -45,7 +45,7 @@ class NotificationListener:
             t.cancel()
 
     def _dispatch(self, channel: str) -> None:
-        t = asyncio.get_running_loop().create_task(self._handler(channel))
+        t: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._handler(channel))
         self._pending.add(t)
         t.add_done_callback(self._pending.discard)
 
@@ -56,7 +56,7 @@ class NotificationListener:
             try:
                 conn = await asyncpg.connect(self._dsn)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 for ch in self._channels:
                     await conn.add_listener(ch, lambda _c, _pid, channel, _payload: self._dispatch(channel))
                 self.connected.set()

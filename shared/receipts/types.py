@@ -36,6 +36,29 @@ class Receipt:
     routing: dict[str, Any] | None
     created_at: datetime
 
+    def row(self) -> dict[str, Any]:
+        """JSON-safe column values, as the database's finish_dispatch() takes them."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "tenant_id": str(self.tenant_id),
+            "status": self.status.value,
+            "requested_model": self.requested_model,
+            "model_slug": self.model_slug,
+            "provider": self.provider,
+            "upstream_model": self.upstream_model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "estimated_cost_usd": str(self.estimated_cost_usd) if self.estimated_cost_usd is not None else None,
+            "cost_usd": str(self.cost_usd),
+            "latency_ms": self.latency_ms,
+            "upstream_latency_ms": self.upstream_latency_ms,
+            "attempts": self.attempts,
+            "error_code": self.error_code,
+            "routing": self.routing,
+            "created_at": self.created_at.isoformat(),
+        }
+
     def public(self) -> dict[str, Any]:
         """The API shape (money as decimal strings, the canonical slug as `model`)."""
         return {

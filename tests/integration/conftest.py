@@ -15,11 +15,11 @@ from tests.harness import (
     REDIS_BASE,
     clone_database,
     create_template,
-    dsn_for,
     drop_database,
+    dsn_for,
     make_settings,
-    running_simulator,
 )
+from tests.integration.simulator_server import running_simulator
 
 REDIS_DB = 9
 
@@ -50,7 +50,7 @@ async def redis_flushed() -> AsyncIterator[Redis]:
 
 @pytest.fixture(scope="session")
 async def sim_url() -> AsyncIterator[str]:
-    async with running_simulator(latency_ms=0) as url:
+    with running_simulator(latency_ms=0) as url:
         yield url
 
 

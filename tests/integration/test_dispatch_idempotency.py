@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from uuid import UUID
 
 import asyncpg
 import pytest
 
+from shared.audit.chain import verify_events
 from shared.dispatch import DispatchJob, run_dispatch
 from shared.ids import job_id
 from shared.resources import open_resources
@@ -71,13 +73,15 @@ async def test_concurrent_jobs_of_one_tenant_never_fork_the_chain(settings, sim)
     conn = await asyncpg.connect(settings.database_url)
     try:
         events = await conn.fetch(
-            "SELECT seq, previous_hash, event_hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
+            "SELECT seq, payload, previous_hash, event_hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
             UUID(tenant_id))
     finally:
         await conn.close()
     assert [e["seq"] for e in events] == list(range(1, 41))
-    for prev, cur in zip(events, events[1:]):
+    for prev, cur in itertools.pairwise(events):
         assert cur["previous_hash"] == prev["event_hash"]
+    # the database computed the hashes; the project's own rule (and so the SDK's) agrees
+    assert verify_events([dict(e) for e in events]) == (40, None)
 
 
 async def test_audit_rows_cannot_be_changed_or_removed(settings, sim):

@@ -168,8 +168,10 @@ async def test_upstream_failures_are_clear_errors_and_never_charged(system, sett
     assert err["code"] == code and "Traceback" not in r.text
     [job] = await rows(settings, "SELECT status FROM jobs")
     assert job["status"] == "failed"
-    [receipt] = await rows(settings, "SELECT status, cost_usd, error_code FROM receipts")
+    [receipt] = await rows(settings, "SELECT status, cost_usd, error_code, attempts FROM receipts")
     assert receipt["status"] == "failed" and receipt["cost_usd"] == 0 and receipt["error_code"] == code
+    retried = code in ("upstream_server_error", "upstream_rate_limited")
+    assert receipt["attempts"] == (1 + settings.upstream_max_retries if retried else 1)
     [event] = await rows(settings, "SELECT event_type FROM audit_events")
     assert event["event_type"] == "inference.failed"
 

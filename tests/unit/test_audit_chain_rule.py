@@ -7,8 +7,10 @@ import pytest
 from ainfera.audit import AuditEvent
 from ainfera.exceptions import AuditChainBroken
 from ainfera.verify import verify_chain
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.audit.chain import canonical_json, event_hash, verify_events
+from shared.audit.chain import canonical_json, event_hash, split_around_seq, verify_events
 
 
 def build_chain(n: int) -> list[dict]:
@@ -81,3 +83,21 @@ def test_a_removed_event_is_found():
     del chain[3]
     _, broken = verify_events(chain)
     assert broken is not None and broken.seq == 5
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8).filter(lambda k: k != "seq"), json_values, max_size=8),
+       st.integers(1, 10**12))
+def test_payload_split_around_seq_rebuilds_the_canonical_json(fields, seq):
+    prefix, suffix = split_around_seq(fields)
+    assert (prefix + str(seq) + suffix).encode() == canonical_json({**fields, "seq": seq})
+
+
+def test_payload_split_refuses_a_caller_chosen_seq():
+    with pytest.raises(ValueError):
+        split_around_seq({"seq": 3})

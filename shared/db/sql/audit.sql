@@ -1,11 +1,7 @@
--- The audit chain: append under a per-tenant lock, read in seq order.
+-- The audit chain: append through audit_append() (migration 0001), read in seq order.
 
--- name: lock_head
-SELECT head_seq, head_hash FROM audit_lock_head($1);
-
--- name: insert_event
-INSERT INTO audit_events (tenant_id, seq, event_type, job_id, payload, previous_hash, event_hash, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+-- name: append_event
+SELECT seq, event_hash FROM audit_append($1, $2, $3, $4, $5, $6);
 
 -- name: list_events
 SELECT seq, event_type, job_id, payload, previous_hash, event_hash, created_at

@@ -1,0 +1,128 @@
+"""Start the whole system (simulated provider, worker, gateway) as processes for a benchmark.
+
+A fresh database is created, migrated and seeded, and dropped afterwards; Redis uses
+its own db number. Nothing here is imported by the product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.catalog.seed import seed_catalog
+from shared.db.migrate import migrate
+from shared.db.pool import connect
+
+PG_ADMIN = os.environ.get("AINFERA_BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("AINFERA_BENCH_REDIS", "redis://127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    gateway_url: str
+    sim_url: str
+    api_key: str
+    env: dict[str, str]
+    procs: list[subprocess.Popen[bytes]]
+
+
+async def _create_db(name: str) -> str:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    await migrate(dsn)
+    conn = await connect(dsn)
+    try:
+        await seed_catalog(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def _drop_db(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _wait(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+@contextlib.contextmanager
+def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: int = 1,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    name = f"ainfera_bench_{uuid.uuid4().hex[:8]}"
+    dsn = asyncio.run(_create_db(name))
+    gw, sim = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("AINFERA_")}
+    env.update({
+        "AINFERA_DATABASE_URL": dsn,
+        "AINFERA_REDIS_URL": f"{REDIS}/{redis_db}",
+        "AINFERA_GATEWAY_PORT": str(gw),
+        "AINFERA_SIM_PORT": str(sim),
+        "AINFERA_SIM_LATENCY_MS": str(sim_latency_ms),
+        "AINFERA_UPSTREAM_OVERRIDE": f"http://127.0.0.1:{sim}",
+        "AINFERA_LOG_LEVEL": "WARNING",
+        "AINFERA_LOG_FORMAT": "json",
+        **(extra_env or {}),
+    })
+    subprocess.run(["redis-cli", "-u", f"{REDIS}/{redis_db}", "flushdb"], check=False, capture_output=True)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(*args: str) -> None:
+        procs.append(subprocess.Popen([sys.executable, "-m", "shared.cli.main", *args], env=env))
+
+    try:
+        spawn("sim-provider")
+        for _ in range(workers):
+            spawn("worker")
+        spawn("gateway")
+        _wait(f"http://127.0.0.1:{sim}/healthz")
+        _wait(f"http://127.0.0.1:{gw}/readyz")
+        out = subprocess.run([sys.executable, "-m", "shared.cli.main", "tenant", "create", "--name", "bench"],
+                             env=env, capture_output=True, text=True, check=True)
+        key = json.loads(out.stdout)["api_key"]
+        yield Stack(f"http://127.0.0.1:{gw}", f"http://127.0.0.1:{sim}", key, env, procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        asyncio.run(_drop_db(name))
+        subprocess.run(["redis-cli", "-u", f"{REDIS}/{redis_db}", "flushdb"], check=False, capture_output=True)

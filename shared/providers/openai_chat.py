@@ -1,0 +1,101 @@
+"""The adapter for every OpenAI-compatible vendor (OpenAI, Groq, DeepSeek, Fireworks, ...).
+
+The body is already an OpenAI chat-completions request, so building is a pass-through
+with the upstream model name swapped in; parsing checks the parts we rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from shared.errors import ProviderNotConfigured, UpstreamError, UpstreamMalformed
+from shared.providers.classify import (
+    UpstreamFault,
+    classify,
+    decode_object,
+    looks_like_model_not_found,
+    scrub,
+    token_count,
+    try_decode_object,
+)
+from shared.providers.types import Completion, UpstreamRequest
+
+# The transport reads whole bodies; a streamed (SSE) answer would not parse, so streaming is never asked for.
+_NOT_FORWARDED = ("stream", "stream_options")
+
+
+class OpenAIChatAdapter:
+    """Builds and parses OpenAI chat-completions calls. Stateless; one instance serves all vendors."""
+
+    def build(self, *, url: str, api_key: str, upstream_model: str, body: Mapping[str, Any]) -> UpstreamRequest:
+        if not api_key:
+            raise ProviderNotConfigured("no credentials are configured for this provider")
+        payload = {name: value for name, value in body.items() if name not in _NOT_FORWARDED}
+        payload["model"] = upstream_model
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        return UpstreamRequest(url=url, headers=headers, body=orjson.dumps(payload))
+
+    def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> Completion:
+        if not 200 <= status < 300:
+            raise classify_openai_error(status, headers, content)
+        data = decode_object(content, status=status)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise UpstreamMalformed(_missing_choices_message(data, status), upstream_status=status)
+        if not all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices):
+            raise UpstreamMalformed("provider answer has a choice without a message", upstream_status=status)
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            raise UpstreamMalformed("provider answer has no usage block", upstream_status=status)
+        prompt_tokens = token_count(usage.get("prompt_tokens"))
+        completion_tokens = token_count(usage.get("completion_tokens"))
+        if prompt_tokens is None or completion_tokens is None:
+            raise UpstreamMalformed(
+                "provider answer has no numeric prompt_tokens/completion_tokens", upstream_status=status
+            )
+        upstream_id = data.get("id")
+        upstream_model = data.get("model")
+        return Completion(
+            choices=choices,
+            input_tokens=prompt_tokens,
+            output_tokens=completion_tokens,
+            upstream_id=upstream_id if isinstance(upstream_id, str) else None,
+            upstream_model=upstream_model if isinstance(upstream_model, str) else None,
+        )
+
+
+def classify_openai_error(status: int, headers: Mapping[str, str], content: bytes) -> UpstreamError:
+    """Read an OpenAI-style error envelope (or a vendor's variant of it) and classify it."""
+    message, code = _error_message_and_code(try_decode_object(content))
+    fault = UpstreamFault(message=message, code=code, model_not_found=looks_like_model_not_found(code, message))
+    return classify(status, headers, fault)
+
+
+def _error_message_and_code(data: dict[str, Any] | None) -> tuple[str, str | None]:
+    """`{"error": {"message", "code", "type"}}` as OpenAI sends it, or the flatter shapes some vendors use."""
+    if data is None:
+        return "", None
+    error = data.get("error")
+    if isinstance(error, dict):
+        message = error.get("message")
+        code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
+        return (message if isinstance(message, str) else ""), (code if isinstance(code, str) else None)
+    for key in ("error", "message", "detail"):
+        value = data.get(key)
+        if isinstance(value, str):
+            return value, None
+    return "", None
+
+
+def _missing_choices_message(data: dict[str, Any], status: int) -> str:
+    message, _ = _error_message_and_code(data)
+    if message:
+        return f"provider answered HTTP {status} with an error instead of choices: {scrub(message)}"
+    return "provider answer has no choices"

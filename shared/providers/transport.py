@@ -1,0 +1,213 @@
+"""The one module that sends upstream calls: per-attempt timeouts, retries, an overall deadline.
+
+httpx errors are translated into our errors here and nowhere else. Adapters build and
+parse; this module only moves bytes and decides whether to try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+from shared.errors import (
+    UpstreamError,
+    UpstreamMalformed,
+    UpstreamMisconfigured,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from shared.logging import get_logger
+from shared.providers.types import Completion, UpstreamRequest, WireAdapter
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Timeouts and retry rules for one upstream call, built once from Settings.
+
+    `sleep`, `jitter` (a number in [0, 1)) and `clock` are injectable so tests can
+    run the retry loop without waiting.
+    """
+
+    connect_timeout_s: float
+    read_timeout_s: float
+    deadline_s: float
+    max_retries: int
+    retry_after_cap_s: float
+    backoff_base_s: float
+    sleep: Sleep = field(default=asyncio.sleep, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, sleep: Sleep = asyncio.sleep) -> RetryPolicy:
+        return cls(
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            deadline_s=settings.upstream_deadline_s,
+            max_retries=settings.upstream_max_retries,
+            retry_after_cap_s=settings.upstream_retry_after_cap_s,
+            backoff_base_s=settings.upstream_backoff_base_s,
+            sleep=sleep,
+        )
+
+    @property
+    def attempt_timeout(self) -> httpx.Timeout:
+        """Connect and read limits per attempt; only the deadline bounds a wait for a pooled connection."""
+        return httpx.Timeout(
+            connect=self.connect_timeout_s, read=self.read_timeout_s, write=self.read_timeout_s, pool=None
+        )
+
+    def backoff_s(self, retry: int) -> float:
+        """Exponential backoff with jitter before retry number `retry` (1-based), in [d/2, d)."""
+        delay = min(self.backoff_base_s * 2.0 ** (retry - 1), self.retry_after_cap_s)
+        return delay * (0.5 + 0.5 * self.jitter())
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResult:
+    """A completion and how it was obtained: attempts made, the answering attempt's latency, total time."""
+
+    completion: Completion
+    attempts: int
+    latency_ms: float
+    elapsed_ms: float
+
+
+def create_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's shared client: HTTP/1.1 keep-alive pool, no redirects, no proxy variables read.
+
+    Timeouts are set per attempt by `send`; the client default matches them so a
+    caller that bypasses `send` still gets the configured limits.
+    """
+    return httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+        ),
+        timeout=RetryPolicy.from_settings(settings).attempt_timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+async def send(
+    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, *, policy: RetryPolicy
+) -> UpstreamResult:
+    """Send `request`, retrying what is safe to retry, within the policy's overall deadline.
+
+    Retried: rate limits (after Retry-After, capped), server errors and connection
+    failures (exponential backoff with jitter), at most `max_retries` times. Not retried:
+    read timeouts (the provider may have done the work) and every other error.
+    Raises the last attempt's `UpstreamError`, or `UpstreamTimeout` when the deadline passes.
+    """
+    started = policy.clock()
+    host = urlsplit(request.url).netloc
+    attempts = 0
+    try:
+        async with asyncio.timeout(policy.deadline_s):
+            while True:
+                attempts += 1
+                attempt_started = policy.clock()
+                try:
+                    completion = await _attempt(http, adapter, request, policy)
+                except UpstreamError as error:
+                    wait = _retry_wait(
+                        error, attempts, policy, remaining=policy.deadline_s - (policy.clock() - started)
+                    )
+                    if wait is None:
+                        error.attempts = attempts
+                        raise
+                    log.info(
+                        "upstream_retry",
+                        host=host,
+                        attempt=attempts,
+                        code=error.code,
+                        upstream_status=error.upstream_status,
+                        wait_s=round(wait, 3),
+                    )
+                    await policy.sleep(wait)
+                    continue
+                now = policy.clock()
+                return UpstreamResult(
+                    completion=completion,
+                    attempts=attempts,
+                    latency_ms=(now - attempt_started) * 1000.0,
+                    elapsed_ms=(now - started) * 1000.0,
+                )
+    except TimeoutError:
+        timeout = UpstreamTimeout(
+            f"no complete answer within the overall deadline of {policy.deadline_s:g} s "
+            f"({attempts} attempt{'s' if attempts != 1 else ''})"
+        )
+        timeout.attempts = attempts
+        raise timeout from None
+
+
+def _retry_wait(error: UpstreamError, attempts: int, policy: RetryPolicy, *, remaining: float) -> float | None:
+    """Seconds to wait before the next attempt, or None to give up and raise `error`."""
+    if not error.retryable or attempts > policy.max_retries:
+        return None
+    backoff = policy.backoff_s(attempts)
+    if error.retry_after_s is not None:
+        if isinstance(error, UpstreamRateLimited) and error.retry_after_s > remaining:
+            return None  # the provider will not take it before our deadline; let the caller decide
+        wait = min(max(error.retry_after_s, 0.0), policy.retry_after_cap_s)
+    else:
+        wait = backoff
+    return None if wait >= remaining else wait
+
+
+async def _attempt(
+    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, policy: RetryPolicy
+) -> Completion:
+    """One POST, its body read in full, parsed by the adapter. httpx errors become ours here."""
+    try:
+        upstream = http.build_request(
+            "POST",
+            request.url,
+            headers=dict(request.headers),
+            content=request.body,
+            timeout=policy.attempt_timeout,
+        )
+    except httpx.InvalidURL:
+        raise UpstreamMisconfigured("the upstream URL is not valid") from None
+    try:
+        response = await http.send(upstream, stream=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise UpstreamUnreachable(f"could not connect to the provider ({type(exc).__name__})") from None
+    except httpx.WriteError:
+        raise UpstreamUnreachable("the connection failed while sending the request") from None
+    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
+        raise UpstreamTimeout(f"provider did not answer in time ({type(exc).__name__})") from None
+    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+        # Closed before any status line: usually a keep-alive connection the provider dropped.
+        raise UpstreamServerError(f"provider closed the connection before answering ({type(exc).__name__})") from None
+    except httpx.UnsupportedProtocol:
+        raise UpstreamMisconfigured("the upstream URL has an unsupported scheme") from None
+    try:
+        content = await response.aread()
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(
+            f"provider stopped sending the body ({type(exc).__name__})", upstream_status=response.status_code
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError) as exc:
+        raise UpstreamMalformed(
+            f"provider body was cut off or unreadable ({type(exc).__name__})",
+            upstream_status=response.status_code,
+        ) from None
+    finally:
+        await response.aclose()
+    return adapter.parse(response.status_code, response.headers, content)

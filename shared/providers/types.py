@@ -1,0 +1,56 @@
+"""Value types that cross the adapter/transport seam: the request to send, the parsed answer.
+
+Adapters turn an OpenAI chat-completions body into an `UpstreamRequest` and a provider
+answer into a `Completion`; the transport only moves bytes between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP POST ready to send. Headers and body stay out of repr: they hold the key and the prompt."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A provider's answer in OpenAI terms, whatever wire format it came in.
+
+    `choices` use the OpenAI chat.completion choice shape (`index`, `message`,
+    `finish_reason`), so the gateway can answer callers without knowing the vendor.
+    `upstream_model` is what the provider says it served; responses still name our slug.
+    """
+
+    choices: list[dict[str, Any]] = field(repr=False)
+    input_tokens: int
+    output_tokens: int
+    upstream_id: str | None
+    upstream_model: str | None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The first choice's finish reason, the one receipts record."""
+        if not self.choices:
+            return None
+        reason = self.choices[0].get("finish_reason")
+        return reason if isinstance(reason, str) else None
+
+
+class WireAdapter(Protocol):
+    """Translation for one wire format. No I/O: `build` and `parse` are pure functions."""
+
+    def build(self, *, url: str, api_key: str, upstream_model: str, body: Mapping[str, Any]) -> UpstreamRequest:
+        """Turn an OpenAI chat-completions body into this format's request for `upstream_model`."""
+        ...
+
+    def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> Completion:
+        """Turn the provider's answer into a Completion, or raise a classified `UpstreamError`."""
+        ...

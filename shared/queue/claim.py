@@ -1,0 +1,104 @@
+"""Claiming due jobs in one round trip: the Lua script and its typed result.
+
+Running the claimed jobs stays arq's business (`Worker.run_job`); see `worker.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.constants import in_progress_key_prefix
+from redis.asyncio import Redis
+
+from shared.queue.lua import LuaScript
+
+# Walks the due part of the queue (score <= now) in growing pages, skipping jobs whose
+# arq in-progress key exists and taking the others with SET NX PX (the same key and value
+# arq's start_jobs writes), until it holds `want` jobs or has looked at `scan_limit`
+# entries. Unlike arq's fixed queue_read_limit window, it scans past the jobs other
+# workers are running, so every free slot of every worker can be filled.
+# It touches in-progress keys it cannot declare in KEYS: fine on one Redis (arq's model), not on a cluster.
+# KEYS: queue. ARGV: now ms, want, in-progress ttl ms, in-progress key prefix, scan limit.
+# Returns {more ('1' when it stopped because it had enough), next due score or '', id, score, ...}.
+_CLAIM = LuaScript(
+    """
+local now = ARGV[1]
+local want = tonumber(ARGV[2])
+local ttl = ARGV[3]
+local prefix = ARGV[4]
+local scan_limit = tonumber(ARGV[5])
+local out = {'0', ''}
+local got = 0
+local offset = 0
+local page = want + 16
+while got < want and offset < scan_limit do
+  local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, page)
+  for i = 1, #entries, 2 do
+    if redis.call('SET', prefix .. entries[i], '1', 'NX', 'PX', ttl) then
+      out[#out + 1] = entries[i]
+      out[#out + 1] = entries[i + 1]
+      got = got + 1
+      if got == want then
+        break
+      end
+    end
+  end
+  if #entries < page * 2 then
+    break
+  end
+  offset = offset + page
+  page = page * 2
+end
+if got == want then
+  out[1] = '1'
+end
+local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #nxt > 0 then
+  out[2] = nxt[2]
+end
+return out
+"""
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim took and what it saw."""
+
+    # (job id, queue score in ms) of each job now marked in progress for this worker.
+    jobs: tuple[tuple[str, int], ...]
+    # Score of the earliest job not yet due (deferred or retried), if any.
+    next_due_ms: int | None
+    # The claim stopped because it had as many jobs as asked for: more may be due.
+    maybe_more: bool
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _score(raw: bytes | str) -> int:
+    # Scores come back as Redis formats doubles; arq's scores are integral milliseconds.
+    return int(float(raw))
+
+
+async def claim_jobs(
+    redis: Redis,
+    queue_name: str,
+    *,
+    limit: int,
+    in_progress_ms: int,
+    now_ms: int,
+    scan_limit: int,
+) -> Claim:
+    """Mark up to `limit` due jobs as in progress (arq's key, TTL `in_progress_ms`) and return them."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    raw = await _CLAIM.run(
+        redis,
+        [queue_name],
+        [str(now_ms), str(limit), str(in_progress_ms), in_progress_key_prefix, str(scan_limit)],
+    )
+    more, next_due, *flat = raw
+    jobs = tuple((_text(job_id), _score(score)) for job_id, score in zip(flat[::2], flat[1::2], strict=True))
+    return Claim(jobs=jobs, next_due_ms=_score(next_due) if next_due else None, maybe_more=_text(more) == "1")

@@ -1,0 +1,169 @@
+"""The simulated provider as one raw ASGI app: route by real host and path, then answer in dialect.
+
+Pipeline for a provider request: exact route -> method -> credentials -> JSON ->
+validation -> model name -> faults (prompt directives, else control rules) -> answer.
+Rejections before the fault step answer at once; everything after waits the latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from shared.catalog.types import WireFormat
+from shared.simulator.answers import Answer, choose_tool, text_answer, tool_answer
+from shared.simulator.anthropic_dialect import AnthropicDialect
+from shared.simulator.control import handle_control
+from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json
+from shared.simulator.dialect import Dialect, ParsedRequest, Reply
+from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse_directives
+from shared.simulator.faults import FaultBook
+from shared.simulator.knowledge import Knowledge, ProviderFacts, load_knowledge
+from shared.simulator.openai_dialect import OpenAIDialect
+from shared.simulator.stats import Stats
+
+_DIALECTS: Mapping[WireFormat, Dialect] = {
+    WireFormat.OPENAI_CHAT: OpenAIDialect(),
+    WireFormat.ANTHROPIC_MESSAGES: AnthropicDialect(),
+}
+
+
+class SimulatorApp:
+    """Every catalog provider at `/{host}{chat path}`, plus the control API. State lives on the instance."""
+
+    def __init__(self, knowledge: Knowledge, *, latency_ms: float = 0.0) -> None:
+        self.knowledge = knowledge
+        self.latency_ms = latency_ms
+        self.faults = FaultBook()
+        self.stats = Stats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/healthz" or path.startswith("/_sim/"):
+            body = await read_body(receive)
+            status, answer = handle_control(method, path, body or b"", self.faults, self.stats)
+            await send_json(send, status, orjson.dumps(answer))
+            return
+        facts = self.knowledge.by_route.get(path)
+        if facts is None:
+            await self._unrouted(method, path, receive, send)
+            return
+        self.stats.request(facts.host)
+        body = await read_body(receive)
+        if body is None:
+            return
+        delivery = self._handle(facts, method, _headers(scope), body)
+        sent = await deliver(delivery, receive, send)
+        if sent is not None:
+            self.stats.status(sent)
+
+    async def _unrouted(self, method: str, path: str, receive: Receive, send: Send) -> None:
+        """A 404 as the provider owning the host would send it, or a plain one for unknown hosts."""
+        host = path.lstrip("/").partition("/")[0]
+        owner = self.knowledge.by_host.get(host)
+        self.stats.request(owner.host if owner else None)
+        if owner is None:
+            await send_json(send, 404, orjson.dumps({"error": f"unknown host {host!r}"}))
+        else:
+            reply = _DIALECTS[owner.wire_format].unknown_url(method, path.removeprefix(f"/{host}"))
+            await deliver(Delivery(reply), receive, send)
+        self.stats.status(404)
+
+    def _handle(self, facts: ProviderFacts, method: str, headers: Mapping[str, str], body: bytes) -> Delivery:
+        dialect = _DIALECTS[facts.wire_format]
+        if method != "POST":
+            return Delivery(dialect.error(405, f"Method {method} not allowed on this endpoint."))
+        rejection = dialect.check_headers(facts, headers)
+        if rejection is not None:
+            return Delivery(rejection)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return Delivery(dialect.invalid_json())
+        parsed = dialect.parse(payload)
+        if isinstance(parsed, Reply):
+            return Delivery(parsed)
+        self.stats.model(parsed.model)
+        if parsed.model not in facts.models:
+            return Delivery(dialect.model_not_found(parsed.model))
+        directives = self._directives(facts, parsed)
+        latency_ms = self.latency_ms if directives.latency_ms is None else directives.latency_ms
+        delay_s = latency_ms / 1000.0
+        if directives.hang:
+            return Delivery(None, Mode.HANG)
+        if directives.fail_status is not None:
+            retry_after = DEFAULT_RETRY_AFTER_S if directives.retry_after_s is None else directives.retry_after_s
+            reply = dialect.failure(directives.fail_status, model=parsed.model, retry_after_s=retry_after)
+            return Delivery(reply, delay_s=delay_s)
+        if directives.malformed:
+            return Delivery(dialect.malformed(), delay_s=delay_s)
+        reply = dialect.completion(parsed, self._answer(facts, parsed, directives))
+        if directives.truncated:
+            return Delivery(reply, Mode.TRUNCATED, delay_s=delay_s)
+        if directives.drip_interval_ms is not None:
+            return Delivery(reply, Mode.DRIP, delay_s=delay_s, drip_interval_s=directives.drip_interval_ms / 1000)
+        return Delivery(reply, delay_s=delay_s)
+
+    def _directives(self, facts: ProviderFacts, parsed: ParsedRequest) -> Directives:
+        """Prompt directives win; control rules apply only when the prompt asks for no fault."""
+        directives = parse_directives(parsed.last_user_text)
+        if not directives.has_fault:
+            rule = self.faults.take(facts.host, parsed.model)
+            if rule is not None:
+                latency = directives.latency_ms if directives.latency_ms is not None else rule.latency_ms
+                directives = replace(rule, latency_ms=latency, tool=directives.tool or rule.tool)
+        times = directives.fail_times
+        if (
+            directives.has_fault
+            and times is not None
+            and not self.faults.should_fail(_prompt_key(facts, parsed), times)
+        ):
+            directives = Directives(latency_ms=directives.latency_ms, tool=directives.tool)
+        return directives
+
+    @staticmethod
+    def _answer(facts: ProviderFacts, parsed: ParsedRequest, directives: Directives) -> Answer:
+        """A tool call when tools are offered and either forced or asked for by `[sim:tool]`; else text."""
+        wants_tool = directives.tool or parsed.forced_tool is not None
+        if parsed.tools and wants_tool and not parsed.tools_disabled:
+            tool = choose_tool(parsed.tools, parsed.forced_tool)
+            if tool is not None:
+                return tool_answer(tool, _prompt_key(facts, parsed).hex()[:24])
+        return text_answer(parsed.model, parsed.prompt_tokens, parsed.max_tokens)
+
+
+def create_app(latency_ms: float = 0.0, catalog_path: Path | None = None) -> SimulatorApp:
+    """The ASGI app for tests and the server: knowledge from the catalog, `latency_ms` default latency."""
+    return SimulatorApp(load_knowledge(catalog_path), latency_ms=latency_ms)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _prompt_key(facts: ProviderFacts, parsed: ParsedRequest) -> bytes:
+    """Identifies "the same prompt" for fail-times and tool-call ids: host, model and conversation."""
+    conversation = orjson.dumps(parsed.conversation, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(b"\0".join((facts.host.encode(), parsed.model.encode(), conversation))).digest()
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to open or close; answer the server's lifespan messages so it starts cleanly."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

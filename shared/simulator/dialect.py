@@ -1,0 +1,71 @@
+"""The seam between the simulator's request pipeline and one wire format's shapes.
+
+A dialect checks headers, validates a body into a `ParsedRequest`, and renders
+completions and errors the way that provider family documents them. The pipeline in
+`app.py` never looks inside a body itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.simulator.answers import Answer, ToolSpec
+from shared.simulator.knowledge import ProviderFacts
+
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A JSON answer to send: status, body bytes and any headers beyond content type and length."""
+
+    status: int
+    body: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """What the pipeline needs from a valid body, whatever the wire format."""
+
+    model: str
+    prompt_tokens: int
+    last_user_text: str  # where fault directives are read from
+    max_tokens: int | None
+    tools: tuple[ToolSpec, ...]
+    forced_tool: str | None  # a named tool, "" for "any tool", None when not forced
+    tools_disabled: bool
+    choices: int  # OpenAI `n`
+    conversation: Any  # JSON-able messages (+ system) identifying "the same prompt"
+
+
+class Dialect(Protocol):
+    def check_headers(self, facts: ProviderFacts, headers: Mapping[str, str]) -> Reply | None:
+        """An auth or missing-header error, or None when the request may proceed."""
+        ...
+
+    def parse(self, payload: Any) -> ParsedRequest | Reply:
+        """Validate a decoded JSON body; a Reply is a 400 in this format's style."""
+        ...
+
+    def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
+        """An error answer in this format's envelope; the error type follows from the status."""
+        ...
+
+    def invalid_json(self) -> Reply: ...
+
+    def unknown_url(self, method: str, path: str) -> Reply: ...
+
+    def model_not_found(self, model: str) -> Reply: ...
+
+    def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
+        """The answer to `[sim:fail=STATUS]`, with the message the real provider would send."""
+        ...
+
+    def completion(self, request: ParsedRequest, answer: Answer) -> Reply: ...
+
+    def malformed(self) -> Reply:
+        """A 200 whose body is not JSON."""
+        ...

@@ -1,0 +1,214 @@
+"""The simulator speaking OpenAI chat completions: validation, answers and errors in OpenAI's shapes.
+
+Shared by every OpenAI-compatible vendor it impersonates (Groq, DeepSeek, Fireworks...),
+so the strictness is the common denominator of their documented behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from shared.simulator.answers import Answer, ToolSpec, message_tokens
+from shared.simulator.dialect import ParsedRequest, Reply
+from shared.simulator.knowledge import ProviderFacts
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_FAILURE_MESSAGES = {
+    400: "Invalid request (simulated).",
+    401: "Incorrect API key provided. You can find your API key in your account settings.",
+    403: "You are not allowed to sample from this model.",
+    429: "Rate limit reached for requests. Please try again in {retry}s.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway.",
+    503: "The server is overloaded or not ready yet.",
+}
+_FAILURE_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+
+
+class OpenAIDialect:
+    def check_headers(self, facts: ProviderFacts, headers: Mapping[str, str]) -> Reply | None:
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return self.error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="invalid_api_key",
+            )
+        if key.strip() == "invalid":
+            return self.error(401, _FAILURE_MESSAGES[401], code="invalid_api_key")
+        return None
+
+    def parse(self, payload: Any) -> ParsedRequest | Reply:
+        if not isinstance(payload, dict):
+            return self.invalid_json()
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            return self.error(400, "you must provide a model parameter", param="model")
+        messages = payload.get("messages")
+        if messages is None:
+            return self.error(
+                400,
+                "Missing required parameter: 'messages'.",
+                code="missing_required_parameter",
+                param="messages",
+            )
+        if not isinstance(messages, list) or not messages:
+            return self.error(400, "'messages' must be a non-empty array.", param="messages")
+        counted: list[tuple[str, int]] = []
+        last_user_text = ""
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in _ROLES:
+                return self.error(400, f"Invalid value for 'messages[{index}].role'.", param=f"messages[{index}]")
+            content = message.get("content")
+            if content is not None and not isinstance(content, str | list):
+                return self.error(400, f"Invalid type for 'messages[{index}].content'.", param=f"messages[{index}]")
+            text, images = _message_text(message)
+            counted.append((text, images))
+            if message["role"] == "user":
+                last_user_text = text
+        max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+        ):
+            return self.error(400, "max_tokens must be a positive integer.", param="max_tokens")
+        n = payload.get("n", 1)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
+            return self.error(400, "n must be an integer between 1 and 128.", param="n")
+        tools = _tools(payload.get("tools"))
+        if tools is None:
+            return self.error(400, "Invalid 'tools': each tool needs type 'function' and a name.", param="tools")
+        choice = payload.get("tool_choice")
+        forced: str | None = None
+        if choice == "required":
+            forced = ""
+        elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            forced = str(choice["function"].get("name") or "")
+        return ParsedRequest(
+            model=model,
+            prompt_tokens=sum(message_tokens(text, images) for text, images in counted),
+            last_user_text=last_user_text,
+            max_tokens=max_tokens,
+            tools=tools,
+            forced_tool=forced,
+            tools_disabled=choice == "none",
+            choices=n,
+            conversation=messages,
+        )
+
+    def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
+        kind = "requests" if status == 429 else "server_error" if status >= 500 else "invalid_request_error"
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+        return Reply(status, orjson.dumps(body))
+
+    def invalid_json(self) -> Reply:
+        return self.error(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
+            "your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+        )
+
+    def unknown_url(self, method: str, path: str) -> Reply:
+        return self.error(404, f"Invalid URL ({method} {path})", code="unknown_url")
+
+    def model_not_found(self, model: str) -> Reply:
+        return self.error(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            code="model_not_found",
+        )
+
+    def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
+        template = _FAILURE_MESSAGES.get(status, f"Simulated failure (HTTP {status}).")
+        reply = self.error(status, template.format(retry=f"{retry_after_s:g}"), code=_FAILURE_CODES.get(status))
+        if status != 429:
+            return reply
+        headers = (
+            (b"retry-after", _seconds_header(retry_after_s)),
+            (b"retry-after-ms", str(round(retry_after_s * 1000)).encode()),
+        )
+        return Reply(reply.status, reply.body, headers)
+
+    def completion(self, request: ParsedRequest, answer: Answer) -> Reply:
+        message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
+        finish = "length" if answer.truncated_by_max_tokens else "stop"
+        if answer.tool_call is not None:
+            call = answer.tool_call
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{call.id}",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": orjson.dumps(call.arguments).decode()},
+                }
+            ]
+            finish = "tool_calls"
+        choices = [
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(request.choices)
+        ]
+        completion_tokens = answer.completion_tokens * request.choices
+        body = {
+            "id": f"chatcmpl-{secrets.token_hex(12)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.model,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": request.prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": request.prompt_tokens + completion_tokens,
+            },
+            "system_fingerprint": None,
+        }
+        return Reply(200, orjson.dumps(body))
+
+    def malformed(self) -> Reply:
+        return Reply(200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0,, }')
+
+
+def _message_text(message: Mapping[str, Any]) -> tuple[str, int]:
+    """The countable text of one message and its number of images."""
+    content = message.get("content")
+    parts: list[str] = []
+    images = 0
+    if isinstance(content, str):
+        parts.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif part.get("type") == "image_url":
+                images += 1
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            parts.append(str(function.get("name") or "") + str(function.get("arguments") or ""))
+    return "".join(parts), images
+
+
+def _tools(raw: Any) -> tuple[ToolSpec, ...] | None:
+    """Offered function tools, () when none, None when the list is ill-formed."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        return None
+    tools: list[ToolSpec] = []
+    for tool in raw:
+        function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            return None
+        schema = function.get("parameters")
+        tools.append(ToolSpec(function["name"], schema if isinstance(schema, dict) else {}))
+    return tuple(tools)
+
+
+def _seconds_header(seconds: float) -> bytes:
+    """Retry-After carries whole seconds (RFC 9110), rounded up so a client never retries early."""
+    return str(math.ceil(seconds)).encode()

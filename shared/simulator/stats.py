@@ -1,0 +1,41 @@
+"""Request counters the simulator serves at `GET /_sim/stats`, so tests can see what reached 'upstream'."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Stats:
+    total: int = 0
+    by_host: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+
+    def request(self, host: str | None) -> None:
+        """Count a provider request; `host` is None when the path names no known provider host."""
+        self.total += 1
+        if host is not None:
+            self.by_host[host] += 1
+
+    def model(self, name: str) -> None:
+        self.by_model[name] += 1
+
+    def status(self, code: int) -> None:
+        self.by_status[code] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_host": dict(self.by_host),
+            "by_model": dict(self.by_model),
+            "by_status": {str(code): count for code, count in sorted(self.by_status.items())},
+        }
+
+    def reset(self) -> None:
+        self.total = 0
+        self.by_host.clear()
+        self.by_model.clear()
+        self.by_status.clear()

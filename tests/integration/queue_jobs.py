@@ -1,0 +1,180 @@
+"""Job functions, WorkerSettings and helpers for the queue tests; also the entry point of worker subprocesses.
+
+Run as `python -m tests.integration.queue_jobs <SettingsClassName>` to start a WakingWorker.
+Everything uses Redis database 11 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from arq import Retry, cron
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Worker, func
+
+from shared.queue.names import QueueName
+from shared.queue.notify import notify_done
+from shared.queue.pool import create_queue_pool
+from shared.queue.worker import WakingWorker, create_worker
+
+REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_SETTINGS = RedisSettings.from_dsn(REDIS_URL)
+
+RUNS = "test:runs"  # hash: job id -> times the job body ran
+EVENTS = "test:events"  # list of facts the subprocess jobs record
+
+
+async def fresh_pool() -> ArqRedis:
+    """A JSON-speaking client on db 11, flushed."""
+    pool = await create_queue_pool(REDIS_URL)
+    await pool.flushdb()
+    return pool
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], *, within_s: float = 10.0) -> None:
+    """Bounded wait for a condition that has no event to await (state in Redis or another process)."""
+    async with asyncio.timeout(within_s):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class Probe:
+    """In-process observations of jobs, shared with the jobs through the worker ctx."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    start_times: dict[str, float] = field(default_factory=dict)
+    running: int = 0
+    max_running: int = 0
+    tries: list[int] = field(default_factory=list)
+
+
+# ---- job functions -------------------------------------------------------------------------
+
+
+async def noop(ctx: dict[str, Any], **kwargs: Any) -> None:
+    return None
+
+
+async def count_run(ctx: dict[str, Any], **kwargs: Any) -> None:
+    await ctx["redis"].hincrby(RUNS, ctx["job_id"], 1)
+
+
+async def mark_started(ctx: dict[str, Any], **kwargs: Any) -> None:
+    probe: Probe = ctx["probe"]
+    probe.start_times[ctx["job_id"]] = asyncio.get_running_loop().time()
+    probe.started.set()
+
+
+async def hold(ctx: dict[str, Any], *, seconds: float) -> None:
+    probe: Probe = ctx["probe"]
+    probe.running += 1
+    probe.max_running = max(probe.max_running, probe.running)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        probe.running -= 1
+
+
+async def flaky(ctx: dict[str, Any], *, fail_tries: int) -> str:
+    ctx["probe"].tries.append(ctx["job_try"])
+    if ctx["job_try"] <= fail_tries:
+        raise Retry(defer=0.1)
+    return "ok"
+
+
+async def too_slow(ctx: dict[str, Any]) -> None:
+    await asyncio.sleep(30)
+
+
+async def reply(ctx: dict[str, Any], *, reply_to: str, text: str) -> None:
+    await notify_done(ctx["redis"], reply_to, ctx["job_id"], text.encode())
+
+
+async def tick(ctx: dict[str, Any]) -> None:
+    await ctx["redis"].incr("test:ticks")
+
+
+async def stuck_on_first_try(ctx: dict[str, Any]) -> None:
+    """Runs long on its first try (to be killed), returns at once on later tries."""
+    await ctx["redis"].hincrby(RUNS, ctx["job_id"], 1)
+    if ctx["job_try"] == 1:
+        await asyncio.sleep(60)
+
+
+async def slow_then_record(ctx: dict[str, Any], *, seconds: float) -> None:
+    await ctx["redis"].rpush(EVENTS, "started")
+    await asyncio.sleep(seconds)
+    await ctx["redis"].rpush(EVENTS, "finished")
+
+
+# ---- in-process workers --------------------------------------------------------------------
+
+
+def waking_worker(functions: list[Any], **kwargs: Any) -> WakingWorker:
+    kwargs.setdefault("queue_name", QueueName.INTERACTIVE)
+    kwargs.setdefault("redis_settings", REDIS_SETTINGS)
+    kwargs.setdefault("handle_signals", False)
+    return WakingWorker(functions, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running(*workers: Worker) -> AsyncIterator[None]:
+    """Run workers in this event loop for the body of the block, then stop and close them."""
+    mains = [asyncio.create_task(worker.async_run()) for worker in workers]
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.handle_sig(signal.SIGUSR1)
+        await asyncio.gather(*mains, return_exceptions=True)
+        for worker in workers:
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            worker.tasks.clear()
+            await worker.close()
+
+
+# ---- subprocess workers --------------------------------------------------------------------
+
+
+class KillableSettings:
+    functions = [func(stuck_on_first_try, timeout=1)]
+    queue_name = QueueName.BATCH
+    redis_settings = REDIS_SETTINGS
+    max_tries = 3
+    keep_result = 0
+
+
+class GracefulSettings:
+    functions = [func(slow_then_record, timeout=10)]
+    queue_name = QueueName.BATCH
+    redis_settings = REDIS_SETTINGS
+    job_completion_wait = 10
+    keep_result = 0
+
+
+class IdleSettings:
+    functions = [noop]
+    queue_name = QueueName.PROBE
+    redis_settings = REDIS_SETTINGS
+    cron_jobs = [cron(tick, hour=3, minute=33, second=33)]  # a cron job that does not fire during the test
+    keep_result = 0
+
+
+def main(argv: list[str]) -> None:
+    worker = create_worker(globals()[argv[1]])
+    if len(argv) > 2:
+        # arq keeps the in-progress key for job timeout + 10 s; the kill test shortens that
+        # window so that the re-run it waits for comes within seconds.
+        worker.in_progress_timeout_s = float(argv[2])
+    worker.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,143 @@
+"""Enqueue: one round trip with arq's layout and a wake-up; bulk enqueue; JSON only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from arq.connections import ArqRedis
+from arq.jobs import Job, JobStatus
+from arq.worker import Worker
+
+from shared.queue.enqueue import enqueue, enqueue_many
+from shared.queue.lua import LuaScript
+from shared.queue.names import QueueName, wake_channel
+from shared.queue.serializer import NotJSONSafeError, deserialize, serialize
+from tests.integration.queue_jobs import REDIS_SETTINGS, RUNS, count_run, fresh_pool
+
+pytestmark = pytest.mark.integration
+
+QUEUE = QueueName.INTERACTIVE
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ArqRedis]:
+    pool = await fresh_pool()
+    yield pool
+    await pool.aclose()
+
+
+async def test_enqueue_writes_the_job_key_and_score_arq_expects(pool: ArqRedis) -> None:
+    before = int(time.time() * 1000)
+    assert await enqueue(pool, QUEUE, "count_run", job_id="job-1", kwargs={"tenant": "t1", "n": 3})
+
+    raw = await pool.get("arq:job:job-1")
+    job = orjson.loads(raw)
+    assert job == {"t": None, "f": "count_run", "a": [], "k": {"tenant": "t1", "n": 3}, "et": job["et"]}
+    assert before <= job["et"] <= int(time.time() * 1000)
+    assert await pool.zscore(QUEUE, "job-1") == job["et"]
+    assert 86_390_000 < await pool.pttl("arq:job:job-1") <= 86_400_000
+    assert await Job("job-1", pool, _queue_name=QUEUE, _deserializer=deserialize).status() == JobStatus.queued
+
+
+async def test_deferred_enqueue_scores_the_due_time_and_extends_the_expiry(pool: ArqRedis) -> None:
+    assert await enqueue(pool, QUEUE, "count_run", job_id="later", kwargs={}, defer_s=30)
+    et = orjson.loads(await pool.get("arq:job:later"))["et"]
+    assert await pool.zscore(QUEUE, "later") == et + 30_000
+    assert await pool.pttl("arq:job:later") > 86_400_000
+    assert await Job("later", pool, _queue_name=QUEUE).status() == JobStatus.deferred
+
+
+async def test_explicit_expiry_sets_the_job_key_ttl(pool: ArqRedis) -> None:
+    assert await enqueue(pool, QUEUE, "count_run", job_id="short", kwargs={}, expires_s=60)
+    assert 59_000 < await pool.pttl("arq:job:short") <= 60_000
+
+
+async def test_a_duplicate_job_id_is_refused_and_changes_nothing(pool: ArqRedis) -> None:
+    assert await enqueue(pool, QUEUE, "count_run", job_id="dup", kwargs={"v": 1})
+    raw = await pool.get("arq:job:dup")
+    assert not await enqueue(pool, QUEUE, "count_run", job_id="dup", kwargs={"v": 2})
+    assert await pool.get("arq:job:dup") == raw
+    assert await pool.zcard(QUEUE) == 1
+
+
+async def test_a_job_id_with_a_kept_result_is_refused(pool: ArqRedis) -> None:
+    await pool.set("arq:result:done", b"{}")
+    assert not await enqueue(pool, QUEUE, "count_run", job_id="done", kwargs={})
+    assert await pool.zcard(QUEUE) == 0
+
+
+async def test_enqueue_publishes_a_wake_up_on_the_queue_channel(pool: ArqRedis) -> None:
+    async with pool.pubsub() as pubsub:
+        await pubsub.subscribe(wake_channel(QUEUE, 11))
+        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+        await enqueue(pool, QUEUE, "count_run", job_id="w1", kwargs={})
+        message = await pubsub.get_message(timeout=5)
+    assert message is not None
+    assert (message["channel"], message["data"]) == (wake_channel(QUEUE, 11).encode(), b"w1")
+
+
+async def test_an_unmodified_arq_worker_runs_jobs_we_enqueued(pool: ArqRedis) -> None:
+    await enqueue(pool, QUEUE, "count_run", job_id="stock-1", kwargs={"x": 1})
+    await enqueue_many(pool, QUEUE, "count_run", [("stock-2", {"x": 2})])
+    worker = Worker(
+        [count_run],
+        queue_name=QUEUE,
+        redis_settings=REDIS_SETTINGS,
+        burst=True,
+        poll_delay=0.01,
+        handle_signals=False,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+    )
+    try:
+        assert await worker.run_check() == 2
+    finally:
+        await worker.close()
+    assert await pool.hgetall(RUNS) == {b"stock-1": b"1", b"stock-2": b"1"}
+
+
+async def test_kwargs_that_are_not_json_are_refused_at_enqueue(pool: ArqRedis) -> None:
+    with pytest.raises(NotJSONSafeError, match=r"job 'bad' \(count_run\): kwargs are not JSON-safe"):
+        await enqueue(pool, QUEUE, "count_run", job_id="bad", kwargs={"at": dt.datetime.now(dt.UTC)})
+    assert await pool.dbsize() == 0
+
+
+async def test_the_raw_job_in_redis_is_json(pool: ArqRedis) -> None:
+    await enqueue(pool, QUEUE, "count_run", job_id="j", kwargs={"prompt_hash": "ab", "tokens": [1, 2]})
+    raw = await pool.get("arq:job:j")
+    assert raw.startswith(b"{")
+    assert orjson.loads(raw)["k"] == {"prompt_hash": "ab", "tokens": [1, 2]}
+
+
+async def test_enqueue_many_lands_ten_thousand_jobs(pool: ArqRedis) -> None:
+    jobs = [(f"bulk-{i}", {"line": i}) for i in range(10_000)]
+    started = time.perf_counter()
+    added = await enqueue_many(pool, QueueName.BATCH, "count_run", jobs)
+    elapsed = time.perf_counter() - started
+    print(f"enqueue_many: 10,000 jobs in {elapsed * 1000:.0f} ms ({10_000 / elapsed:,.0f} jobs/s)")
+
+    assert added == 10_000
+    assert await pool.zcard(QueueName.BATCH) == 10_000
+    assert orjson.loads(await pool.get("arq:job:bulk-9999"))["k"] == {"line": 9999}
+    assert await enqueue_many(pool, QueueName.BATCH, "count_run", jobs[:500]) == 0
+
+
+async def test_enqueue_many_stops_at_the_chunk_holding_a_bad_job(pool: ArqRedis) -> None:
+    jobs = [(f"b-{i}", {"i": i}) for i in range(10)] + [("b-bad", {"s": {1, 2}})]
+    with pytest.raises(NotJSONSafeError):
+        await enqueue_many(pool, QUEUE, "count_run", jobs, chunk_size=5)
+    assert await pool.zcard(QUEUE) == 10
+
+
+async def test_a_script_redis_does_not_know_yet_runs_by_eval_then_by_sha(pool: ArqRedis) -> None:
+    # A source no server has seen (SCRIPT FLUSH would disturb other users of this server).
+    script = LuaScript(f"return ARGV[1] .. '{uuid.uuid4().hex}'")
+    assert await pool.script_exists(script.sha) == [False]
+    assert (await script.run(pool, [], ["x"])).startswith(b"x")
+    assert await pool.script_exists(script.sha) == [True]
+    assert (await script.run(pool, [], ["y"])).startswith(b"y")
