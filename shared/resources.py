@@ -6,6 +6,7 @@ take it as their first argument. Nothing else holds pools or clients.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -54,7 +55,6 @@ async def open_resources(
         http = create_http_client(settings)
         stack.push_async_callback(http.aclose)
         catalog = CatalogCache(db)
-        await catalog.refresh()
         tenants = TenantDirectory(db, ttl_s=settings.api_key_cache_ttl_s)
 
         async def on_notice(channel: str) -> None:
@@ -63,9 +63,13 @@ async def open_resources(
             else:
                 await tenants.on_notice(channel)
 
+        # Listen first, then load: a change made in between is then never missed.
         listener = NotificationListener(settings.database_url, (CATALOG_CHANNEL, TENANTS_CHANNEL), on_notice)
         await listener.start()
         stack.push_async_callback(listener.stop)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.connected.wait(), timeout=10)
+        await catalog.refresh()
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, clock=clock
         )

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from shared.settings import Settings
@@ -19,6 +20,7 @@ from tests.harness import (
     dsn_for,
     make_settings,
 )
+from tests.integration.queue_jobs import fresh_pool
 from tests.integration.simulator_server import running_simulator
 
 REDIS_DB = 9
@@ -67,3 +69,11 @@ async def sim(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def settings(database_url: str, redis_flushed: Redis, sim_url: str) -> Settings:
     return make_settings(database_url, REDIS_DB, upstream_override=sim_url)
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[ArqRedis]:
+    """The queue tests' Redis (db 11), flushed, with arq's JSON helpers."""
+    pool = await fresh_pool()
+    yield pool
+    await pool.aclose()

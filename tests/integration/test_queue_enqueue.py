@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -17,18 +16,11 @@ from shared.queue.enqueue import enqueue, enqueue_many
 from shared.queue.lua import LuaScript
 from shared.queue.names import QueueName, wake_channel
 from shared.queue.serializer import NotJSONSafeError, deserialize, serialize
-from tests.integration.queue_jobs import REDIS_SETTINGS, RUNS, count_run, fresh_pool
+from tests.integration.queue_jobs import REDIS_SETTINGS, RUNS, count_run
 
 pytestmark = pytest.mark.integration
 
 QUEUE = QueueName.INTERACTIVE
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[ArqRedis]:
-    pool = await fresh_pool()
-    yield pool
-    await pool.aclose()
 
 
 async def test_enqueue_writes_the_job_key_and_score_arq_expects(pool: ArqRedis) -> None:

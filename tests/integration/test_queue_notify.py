@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from arq.connections import ArqRedis
@@ -11,18 +10,11 @@ from arq.connections import ArqRedis
 from shared.queue.enqueue import enqueue
 from shared.queue.names import QueueName
 from shared.queue.notify import CompletionWaiters, encode_notice, notify_done, publish_done
-from tests.integration.queue_jobs import fresh_pool, reply, running, wait_until, waking_worker
+from tests.integration.queue_jobs import reply, running, wait_until, waking_worker
 
 pytestmark = pytest.mark.integration
 
 QUEUE = QueueName.INTERACTIVE
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[ArqRedis]:
-    pool = await fresh_pool()
-    yield pool
-    await pool.aclose()
 
 
 async def test_a_registered_waiter_gets_the_payload_the_worker_publishes(pool: ArqRedis) -> None:

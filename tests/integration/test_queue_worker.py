@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -22,7 +21,6 @@ from tests.integration.queue_jobs import (
     Probe,
     count_run,
     flaky,
-    fresh_pool,
     hold,
     mark_started,
     running,
@@ -35,13 +33,6 @@ from tests.integration.queue_jobs import (
 pytestmark = pytest.mark.integration
 
 QUEUE = QueueName.INTERACTIVE
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[ArqRedis]:
-    pool = await fresh_pool()
-    yield pool
-    await pool.aclose()
 
 
 async def _health_key_written(pool: ArqRedis, queue: str = QUEUE) -> bool:
