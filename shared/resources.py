@@ -21,6 +21,7 @@ from shared.catalog.cache import CatalogCache
 from shared.db.notifications import NotificationListener
 from shared.db.pool import create_pool
 from shared.providers.transport import create_http_client
+from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 
 CATALOG_CHANNEL = "ainfera_catalog"
@@ -39,6 +40,7 @@ class Resources:
     http: httpx.AsyncClient
     catalog: CatalogCache
     tenants: TenantDirectory
+    stats: LearnedStats
     clock: Callable[[], datetime] = utc_now
 
 
@@ -70,6 +72,16 @@ async def open_resources(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listener.connected.wait(), timeout=10)
         await catalog.refresh()
+        stats = LearnedStats(
+            redis,
+            db,
+            StatsWindow(size=settings.stats_window, latency_min=settings.stats_latency_min_samples),
+            refresh_s=settings.stats_refresh_s,
+            slugs=lambda: list(catalog.current.models),
+        )
+        await stats.start()
+        stack.push_async_callback(stats.stop)
         yield Resources(
-            settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, clock=clock
+            settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
+            clock=clock,
         )

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     # --- router --------------------------------------------------------------------------
     default_max_cost_per_call_usd: float = 0.10
     default_output_ratio: float = 0.5
+    # A latency budget may cost at most this many aa_index points against the pick without it.
+    latency_quality_cap: float = 10.0
+    # Preferred providers win among candidates within this many aa_index points of the best.
+    preferred_quality_margin: float = 2.0
+    # Latency priors where the catalog has no figure.
+    default_ttft_ms: float = 1000.0
+    fast_tier_ttft_ms: float = 200.0
+    default_output_tokens_per_s: float = 50.0
+    # ainfera-auto tries at most this many next-ranked models after an upstream failure.
+    max_fallbacks: int = 2
+    # Learned statistics: the ratio needs this many recent receipts, the latency median this many.
+    stats_window: int = 50
+    stats_latency_min_samples: int = 20
+    stats_refresh_s: float = 1.0
 
     # --- simulated provider --------------------------------------------------------------
     sim_latency_ms: float = 50.0

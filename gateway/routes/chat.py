@@ -15,18 +15,21 @@ from gateway.responses import JSONResponse
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
-from shared.dispatch import Outcome, pinned_model
+from shared.dispatch import Outcome
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
+from shared.routing.plan import pinned_model
+from shared.routing.policy import TenantPolicy
 
 router = APIRouter()
 
 
-def check_model(catalog: Catalog, req: ChatCompletionRequest) -> None:
-    """Refuse before enqueueing what can never run: unknown or inactive slugs, impossible max_tokens."""
+def check_model(catalog: Catalog, req: ChatCompletionRequest, policy: TenantPolicy) -> None:
+    """Refuse before enqueueing what can never run: unknown, inactive or banned slugs, impossible max_tokens."""
     if req.is_auto:
         return
     model = pinned_model(catalog, req.model)
+    policy.check_pinned(model)
     cap = req.output_cap
     if cap is not None and model.max_output_tokens is not None and cap > model.max_output_tokens:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -58,7 +61,7 @@ async def create_chat_completion(request: Request) -> JSONResponse:
     owner = await authenticate(request)
     data = await read_json(request, st.res.settings.max_request_bytes)
     req = validate_chat_request(data)
-    check_model(st.res.catalog.current, req)
+    check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
     body: dict[str, Any] = req.model_dump(exclude_unset=True, mode="json")
     outcome = await submit_and_wait(
         st, tenant_id=owner.tenant.id, job_id=new_job_id(), request=body, submitted_at=st.res.clock()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class WireFormat(StrEnum):
@@ -73,6 +74,9 @@ class Catalog:
     providers: Mapping[str, Provider] = field(default_factory=dict)
     models: Mapping[str, Model] = field(default_factory=dict)
     version: int = 0
+    # Data derived from this snapshot by its readers (the router's per-model table), computed
+    # once per snapshot. The snapshot never changes, so neither can what is derived from it.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def provider_of(self, model: Model) -> Provider:
         return self.providers[model.provider]

@@ -86,6 +86,34 @@ async def _key_create(settings: Settings, tenant: str) -> dict[str, Any]:
     return {"tenant_id": tenant, "api_key": key, "key_id": str(key_id)}
 
 
+async def _set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[str, Any]:
+    from shared.db.catalog import load_catalog
+    from shared.db.pool import connect
+    from shared.db.tenants import set_spend_policy
+    from shared.errors import AinferaError
+    from shared.routing.policy import validate_policy
+
+    try:
+        tid = UUID(tenant)
+    except ValueError:
+        raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
+    try:
+        document = json.loads(policy_text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"error: --policy is not valid JSON: {e}") from None
+    conn = await connect(settings.database_url)
+    try:
+        try:
+            policy = validate_policy(document, await load_catalog(conn))
+        except AinferaError as e:
+            raise SystemExit(f"error: {e.message}") from None
+        if not await set_spend_policy(conn, tid, policy):
+            raise SystemExit(f"error: no tenant {tenant}")
+    finally:
+        await conn.close()
+    return {"tenant_id": tenant, "spend_policy": policy}
+
+
 # --- processes -----------------------------------------------------------------------------
 
 
@@ -155,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     tenant = sub.add_parser("tenant", help="tenant operations").add_subparsers(dest="tenant_cmd", required=True)
     tc = tenant.add_parser("create", help="create a tenant and its first API key (printed once)")
     tc.add_argument("--name", required=True)
+    tp = tenant.add_parser("set-policy", help="replace a tenant's spend policy (validated against the catalog)")
+    tp.add_argument("--tenant", required=True, help="tenant id")
+    tp.add_argument("--policy", required=True,
+                    help='JSON, e.g. \'{"banned_providers": ["deepseek"], "max_cost_per_call_usd": 0.05}\'')
 
     key = sub.add_parser("key", help="API key operations").add_subparsers(dest="key_cmd", required=True)
     kc = key.add_parser("create", help="create another API key for a tenant (printed once)")
@@ -185,7 +217,10 @@ def main(argv: list[str] | None = None) -> None:
         "services": lambda: _services(settings),
         "migrate": lambda: _run(_migrate(settings)),
         "seed-catalog": lambda: _run(_seed(settings)),
-        "tenant": lambda: _print_json(_run(_tenant_create(settings, args.name))),
+        "tenant": lambda: _print_json(
+            _run(_tenant_create(settings, args.name)) if args.tenant_cmd == "create"
+            else _run(_set_policy(settings, args.tenant, args.policy))
+        ),
         "key": lambda: _print_json(_run(_key_create(settings, args.tenant))),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from shared.queue.lua import LuaScript
+from shared.lua import LuaScript
 
 # Walks the due part of the queue (score <= now) in growing pages, skipping jobs whose
 # arq in-progress key exists and taking the others with SET NX PX (the same key and value

@@ -14,7 +14,7 @@ from arq.jobs import SerializationError, serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 
-from shared.queue.lua import LuaScript
+from shared.lua import LuaScript
 from shared.queue.names import wake_channel
 from shared.queue.pool import database_of
 from shared.queue.serializer import NotJSONSafeError, serialize_job_data

@@ -1,6 +1,7 @@
-"""Cost arithmetic in USD: estimates for routing, actual costs for receipts.
+"""What a served call costs in USD, for receipts. Prices are per million tokens.
 
-Prices are per million tokens. Decimal for what we charge, float for what we rank.
+Decimal, because it is what we charge; the router's estimates (floats, for ranking)
+are computed in `router.evaluate`.
 """
 
 from __future__ import annotations
@@ -10,20 +11,6 @@ from decimal import Decimal
 from shared.catalog.types import Model
 
 _MILLION = Decimal(1_000_000)
-
-
-def expected_output_tokens(input_tokens: int, ratio: float, output_cap: int | None) -> int:
-    """ratio x input tokens, capped by the request's max_tokens."""
-    expected = max(1, round(input_tokens * ratio))
-    return min(expected, output_cap) if output_cap else expected
-
-
-def estimate_cost(model: Model, input_tokens: int, output_tokens: int) -> float | None:
-    """Estimated USD for a call, or None when the model has no published price."""
-    if not model.priced:
-        return None
-    assert model.input_usd_per_mtok is not None and model.output_usd_per_mtok is not None
-    return (input_tokens * model.input_usd_per_mtok + output_tokens * model.output_usd_per_mtok) / 1_000_000
 
 
 def actual_cost(model: Model, input_tokens: int, output_tokens: int) -> Decimal:

@@ -12,8 +12,8 @@ from arq.connections import ArqRedis
 from arq.jobs import Job, JobStatus
 from arq.worker import Worker
 
+from shared.lua import LuaScript
 from shared.queue.enqueue import enqueue, enqueue_many
-from shared.queue.lua import LuaScript
 from shared.queue.names import QueueName, wake_channel
 from shared.queue.serializer import NotJSONSafeError, deserialize, serialize
 from tests.integration.queue_jobs import REDIS_SETTINGS, RUNS, count_run

@@ -71,7 +71,8 @@ async def test_auto_routes_and_records_its_decision(system, settings):
     body = r.json()
     decision = body["ainfera"]["decision_log"]
     assert decision["chosen"] == body["model"]
-    assert [s["step"] for s in decision["steps"]] == ["active", "budget", "rank"]
+    assert [s["step"] for s in decision["steps"]] == [
+        "active", "capability", "policy", "stack", "budget", "latency", "rank"]
     [event] = await rows(settings, "SELECT payload FROM audit_events WHERE job_id = $1", body["ainfera"]["job_id"])
     assert orjson.loads(event["payload"])["decision_log"] == decision
 

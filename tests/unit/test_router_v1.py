@@ -1,4 +1,5 @@
-"""ainfera-auto v1.0: pinned on a fixed catalog. Later rulesets must keep these picks without hints."""
+"""ainfera-auto v1.0's picks, pinned on a fixed catalog: without hints or preferences, every later
+ruleset must pick exactly these."""
 
 import random
 
@@ -6,7 +7,8 @@ import pytest
 
 from shared.catalog.types import Catalog
 from shared.errors import NoEligibleModel
-from shared.routing.router import RouteRequest, TenantPolicy, route
+from shared.routing.policy import TenantPolicy
+from shared.routing.router import RouteRequest, route
 from tests.fixtures.catalogs import golden_v1_catalog
 
 
@@ -66,10 +68,13 @@ def test_router_names_the_step_that_removed_the_last_candidates():
 def test_decision_log_records_each_step_with_top_three():
     decision = route(RouteRequest(input_tokens=1_000, max_cost_usd=0.01), golden_v1_catalog())
     log = decision.log
-    assert log["ruleset"] == "ainfera-auto/1.0"
-    assert [s["step"] for s in log["steps"]] == ["active", "budget", "rank"]
-    assert [s["survivors"] for s in log["steps"]] == [6, 4, 4]
-    assert [t["slug"] for t in log["steps"][1]["top"]] == ["strong@gamma", "strong@beta", "twin-a@delta"]
+    assert log["ruleset"] == "ainfera-auto/1.1"
+    assert [s["step"] for s in log["steps"]] == [
+        "active", "capability", "policy", "stack", "budget", "latency", "rank"]
+    assert [s["survivors"] for s in log["steps"]] == [6, 6, 6, 6, 4, 4, 4]
+    budget = next(s for s in log["steps"] if s["step"] == "budget")
+    assert [t["slug"] for t in budget["top"]] == ["strong@gamma", "strong@beta", "twin-a@delta"]
+    assert set(budget["top"][0]) == {"slug", "provider", "aa_index", "estimated_cost_usd", "expected_latency_ms"}
     assert log["chosen"] == "strong@gamma"
     assert log["max_cost_usd"] == "0.01" and log["max_cost_source"] == "routing_hint.max_cost_usd"
     assert all(isinstance(t["estimated_cost_usd"], str) for s in log["steps"] for t in s["top"])

@@ -1,6 +1,7 @@
 """Server-side Lua scripts run by SHA (EVALSHA), falling back to EVAL when Redis does not know them.
 
-The scripts themselves live next to the code that uses them (`enqueue.py`, `claim.py`).
+The scripts themselves live next to the code that uses them (queue claims and enqueues,
+learned routing statistics).
 """
 
 from __future__ import annotations

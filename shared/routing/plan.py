@@ -1,0 +1,109 @@
+"""From a validated chat request to the models to try, in order: the one place both the worker
+(before calling) and `POST /v1/routing/explain` (instead of calling) decide.
+
+A pinned slug is one candidate, checked against the catalog and the tenant's policy.
+`ainfera-auto` runs the router; its ranked survivors are the fallback order, already
+stripped of anything the policy bans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.catalog.types import Catalog, Model
+from shared.chat.request import AUTO_MODELS
+from shared.errors import ModelInactive, ModelNotFound
+from shared.routing.policy import TenantPolicy
+from shared.routing.router import RULESET, Candidate, Decision, RouterConfig, RouteRequest, RoutingStats, route
+from shared.routing.router import evaluate as evaluate_candidate
+from shared.routing.tokens import estimate_input_tokens
+from shared.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    candidates: tuple[Candidate, ...]  # what to try, in order (one for a pinned slug)
+    decision_log: dict[str, Any]
+    auto: bool
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[0]
+
+
+def router_config(settings: Settings) -> RouterConfig:
+    return RouterConfig(
+        default_ratio=settings.default_output_ratio,
+        default_max_cost_usd=settings.default_max_cost_per_call_usd,
+        latency_quality_cap=settings.latency_quality_cap,
+        preferred_quality_margin=settings.preferred_quality_margin,
+        default_ttft_ms=settings.default_ttft_ms,
+        fast_tier_ttft_ms=settings.fast_tier_ttft_ms,
+        default_output_tokens_per_s=settings.default_output_tokens_per_s,
+    )
+
+
+def callable_providers(settings: Settings, catalog: Catalog) -> frozenset[str]:
+    """Providers this deployment can call: it has their key, or it points at the simulator."""
+    if settings.upstream_override:
+        return frozenset(catalog.providers)
+    return frozenset(p.name for p in catalog.providers.values() if settings.provider_key(p.api_key_env))
+
+
+def _has_images(messages: Any) -> bool:
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list) and any(p.get("type") in ("image_url", "input_image") for p in content):
+            return True
+    return False
+
+
+def route_request(request: Mapping[str, Any]) -> RouteRequest:
+    hint = request.get("routing_hint") or {}
+    return RouteRequest(
+        input_tokens=estimate_input_tokens(request["messages"], request.get("tools")),
+        output_cap=request.get("max_completion_tokens") or request.get("max_tokens"),
+        needs_tools=bool(request.get("tools")),
+        needs_vision=_has_images(request["messages"]),
+        max_cost_usd=hint.get("max_cost_usd"),
+        stack=hint.get("stack"),
+        latency_budget_ms=hint.get("latency_budget_ms"),
+    )
+
+
+def pinned_model(catalog: Catalog, slug: str) -> Model:
+    """The model a caller named, if it can take traffic; the errors say why not."""
+    model = catalog.models.get(slug)
+    if model is None:
+        raise ModelNotFound(f"The model '{slug}' does not exist.", param="model")
+    if not catalog.servable(model):
+        reason = model.deactivation_reason or "its provider is deactivated"
+        raise ModelInactive(f"The model '{slug}' is currently deactivated ({reason}).", param="model")
+    return model
+
+
+def plan_request(
+    request: Mapping[str, Any],
+    catalog: Catalog,
+    *,
+    policy: TenantPolicy,
+    stats: RoutingStats,
+    settings: Settings,
+) -> Plan:
+    req = route_request(request)
+    config = router_config(settings)
+    slug = str(request["model"])
+    if slug in AUTO_MODELS:
+        decision: Decision = route(
+            req, catalog, policy=policy, stats=stats, config=config,
+            callable_providers=callable_providers(settings, catalog),
+        )
+        return Plan(decision.ranked[: 1 + settings.max_fallbacks], decision.log, auto=True)
+    model = pinned_model(catalog, slug)
+    policy.check_pinned(model)
+    cand = evaluate_candidate(model, catalog.providers[model.provider], req, stats, config)
+    log = {"ruleset": RULESET, "pinned": True, "chosen": slug, "reason": "the request names this model",
+           "top": [cand.summary()]}
+    return Plan((cand,), log, auto=False)

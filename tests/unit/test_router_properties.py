@@ -1,0 +1,136 @@
+"""Properties of ainfera-auto over the seeded catalog and many random requests, policies and statistics."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.catalog.seed import load_seed
+from shared.catalog.types import Catalog
+from shared.errors import NoEligibleModel
+from shared.routing.policy import TenantPolicy
+from shared.routing.router import RouteRequest, RoutingStats, route
+from shared.routing.stacks import STACK_HINTS
+
+
+@cache
+def seeded() -> Catalog:
+    rows = load_seed()
+    return Catalog(providers={p.name: p for p in rows.providers}, models={m.slug: m for m, _ in rows.models})
+
+
+PROVIDERS = sorted(p.name for p in load_seed().providers)
+SLUGS = sorted(m.slug for m, _ in load_seed().models)
+
+requests = st.builds(
+    RouteRequest,
+    input_tokens=st.integers(1, 200_000),
+    output_cap=st.none() | st.integers(1, 100_000),
+    needs_tools=st.booleans(),
+    needs_vision=st.booleans(),
+    max_cost_usd=st.none() | st.floats(1e-6, 5.0),
+    stack=st.none() | st.sampled_from(STACK_HINTS),
+    latency_budget_ms=st.none() | st.floats(50, 60_000),
+)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> TenantPolicy:
+    banned = draw(st.sets(st.sampled_from(PROVIDERS), max_size=12))
+    preferred = draw(st.sets(st.sampled_from([p for p in PROVIDERS if p not in banned] or PROVIDERS), max_size=3))
+    return TenantPolicy(
+        banned_providers=frozenset(banned),
+        preferred_providers=frozenset(preferred - banned),
+        banned_slugs=frozenset(draw(st.sets(st.sampled_from(SLUGS), max_size=30))),
+        max_cost_per_call_usd=draw(st.none() | st.floats(1e-5, 2.0)),
+    )
+
+
+stats_snapshots = st.builds(
+    RoutingStats,
+    output_ratios=st.dictionaries(st.sampled_from(SLUGS), st.floats(0.01, 10.0), max_size=20),
+    latency_ms=st.dictionaries(st.sampled_from(SLUGS), st.floats(10, 100_000), max_size=20),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests, policies(), stats_snapshots)
+def test_banned_providers_and_slugs_are_never_a_candidate_or_fallback(req, policy, stats):
+    try:
+        decision = route(req, seeded(), policy=policy, stats=stats)
+    except NoEligibleModel:
+        return
+    for c in decision.ranked:  # the chosen model and every fallback
+        assert c.provider.name not in policy.banned_providers
+        assert c.model.slug not in policy.banned_slugs
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests, stats_snapshots)
+def test_stack_hints_keep_to_their_stack(req, stats):
+    try:
+        decision = route(req, seeded(), stats=stats)
+    except NoEligibleModel:
+        return
+    stacks = {c.provider.stack.value for c in decision.ranked}
+    if req.stack == "avoid-china":
+        assert "china" not in stacks
+    elif req.stack is not None:
+        assert stacks == {req.stack}
+
+
+def v1_0_pick(input_tokens: int, output_cap: int | None, cap: float) -> str | None:
+    """ainfera-auto/1.0 written out plainly: highest aa_index within the cap, then cheaper, then slug."""
+    best = None
+    for m in seeded().models.values():
+        if not m.active or m.input_usd_per_mtok is None or m.output_usd_per_mtok is None:
+            continue
+        out = max(1, round(input_tokens * 0.5))
+        if output_cap:
+            out = min(out, output_cap)
+        cost = (input_tokens * m.input_usd_per_mtok + out * m.output_usd_per_mtok) / 1_000_000
+        if cost > cap:
+            continue
+        key = (-(m.aa_index if m.aa_index is not None else -1.0), cost, m.slug)
+        if best is None or key < best[0]:
+            best = (key, m.slug)
+    return best[1] if best else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(1, 6_000), st.none() | st.integers(1, 2_000), st.none() | st.floats(1e-5, 1.0))
+def test_without_hints_or_preferences_the_pick_is_v1_0s(input_tokens, output_cap, cap):
+    # Requests every seeded model can serve (the smallest priced context window is 16,384 tokens).
+    req = RouteRequest(input_tokens=input_tokens, output_cap=output_cap, max_cost_usd=cap)
+    expected = v1_0_pick(input_tokens, output_cap, cap if cap is not None else 0.10)
+    try:
+        got = route(req, seeded()).chosen.model.slug
+    except NoEligibleModel:
+        got = None
+    assert got == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests, policies(), stats_snapshots, st.floats(50, 5_000))
+def test_a_latency_budget_picks_the_fast_tier_whenever_a_fast_model_qualifies(req, policy, stats, budget):
+    from dataclasses import replace
+
+    from shared.routing.router import RouterConfig
+
+    unconstrained_req = replace(req, latency_budget_ms=None)
+    try:
+        without = route(unconstrained_req, seeded(), policy=policy, stats=stats)
+    except NoEligibleModel:
+        return
+    floor = without.chosen.aa - RouterConfig().latency_quality_cap
+    qualifies = [c for c in without.ranked
+                 if c.provider.fast_tier and c.expected_latency_ms <= budget and c.aa >= floor]
+    chosen = route(replace(req, latency_budget_ms=budget), seeded(), policy=policy, stats=stats).chosen
+    if qualifies:
+        assert chosen.provider.fast_tier and chosen.expected_latency_ms <= budget and chosen.aa >= floor
+    else:
+        fits_any = any(c.expected_latency_ms <= budget and c.aa >= floor for c in without.ranked)
+        if not fits_any:
+            assert chosen.model.slug == without.chosen.model.slug
