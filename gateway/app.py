@@ -12,11 +12,12 @@ from gateway.errors import install_error_handlers
 from gateway.middleware import AccessLog
 from gateway.openapi import install_openapi
 from gateway.responses import JSONResponse
-from gateway.routes import admin, chat, health, models, receipts, routing
+from gateway.routes import admin, batches, chat, files, health, jobs, models, receipts, routing
 from shared.logging import configure_logging
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
 from shared.settings import Settings
+from shared.stored_jobs import ASYNC_WAITERS_INSTANCE
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,11 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings) as res:
             waiters = CompletionWaiters(res.redis)
+            async_waiters = CompletionWaiters(res.redis, instance=ASYNC_WAITERS_INSTANCE)
             await waiters.start()
+            await async_waiters.start()
             try:
-                app.state.gateway = GatewayState(res=res, waiters=waiters)
+                app.state.gateway = GatewayState(res=res, waiters=waiters, async_waiters=async_waiters)
                 yield
             finally:
+                await async_waiters.stop()
                 await waiters.stop()
 
     app = FastAPI(
@@ -42,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (chat, routing, models, receipts, admin, health):
+    for module in (chat, routing, models, files, batches, jobs, receipts, admin, health):
         app.include_router(module.router)
     app.add_middleware(AccessLog)
     return app

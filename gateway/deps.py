@@ -13,7 +13,8 @@ from shared.resources import Resources
 @dataclass(frozen=True, slots=True)
 class GatewayState:
     res: Resources
-    waiters: CompletionWaiters
+    waiters: CompletionWaiters  # this gateway's own channel: synchronous calls
+    async_waiters: CompletionWaiters  # the channel all gateways share: async jobs, for ?wait=
 
 
 def gateway_state(request: Request) -> GatewayState:

@@ -92,6 +92,14 @@ class Conflict(AinferaError):
     default_code = "conflict"
 
 
+class IdempotencyKeyReused(AinferaError):
+    """The same Idempotency-Key came with a different request."""
+
+    status = 422
+    type = "invalid_request_error"
+    default_code = "idempotency_key_reused"
+
+
 class PayloadTooLarge(AinferaError):
     status = 413
     type = "invalid_request_error"

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     # --- secrets -------------------------------------------------------------------------
     admin_api_key: SecretStr | None = None
+    # The key the command-line client (`ainfera-dispatch batch ...`) sends to a gateway.
+    api_key: SecretStr | None = None
     provider_keys: Mapping[str, SecretStr] = Field(default_factory=_provider_keys_from_environ)
 
     # --- logging -------------------------------------------------------------------------
@@ -67,6 +69,7 @@ class Settings(BaseSettings):
 
     # --- worker --------------------------------------------------------------------------
     worker_max_jobs: int = 100
+    batch_worker_max_jobs: int = 100
     # Fallback poll when no wake-up notice arrives (deferred retries, lost notices).
     worker_poll_fallback_s: float = 1.0
     worker_job_completion_wait_s: int = 30
@@ -88,6 +91,14 @@ class Settings(BaseSettings):
     stats_window: int = 50
     stats_latency_min_samples: int = 20
     stats_refresh_s: float = 1.0
+
+    # --- files, batches, async jobs ---------------------------------------------------------
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_batch_lines: int = 2_000_000
+    batch_queue_watermark: int = 4000  # the supervisor keeps the bulk queue at most this deep
+    batch_feed_chunk: int = 500  # lines fed per batch per turn (turns go round the tenants)
+    max_job_wait_s: float = 60.0  # longest GET /v1/jobs/{id}?wait=
+    idempotency_lock_s: float = 330.0  # a first request holding a key longer than this is presumed dead
 
     # --- simulated provider --------------------------------------------------------------
     sim_latency_ms: float = 50.0

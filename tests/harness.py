@@ -6,7 +6,6 @@ Nothing here is mocked; only the upstream providers are simulated.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -106,19 +105,13 @@ async def new_tenant(settings: Settings, name: str = "acme", policy: dict[str, A
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, **kw: Any) -> AsyncIterator[Any]:
-    """A dispatch worker serving the interactive queue inside this event loop."""
-    from worker.main import build_worker
+async def running_worker(settings: Settings, queues: Any = None) -> AsyncIterator[Any]:
+    """The dispatch workers (interactive and batch queues by default) inside this event loop."""
+    from shared.queue.names import QueueName
+    from worker.main import running_workers
 
-    worker = build_worker(settings, handle_signals=False, **kw)
-    task = asyncio.create_task(worker.async_run())
-    try:
-        yield worker
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
+    async with running_workers(settings, queues or (QueueName.INTERACTIVE, QueueName.BATCH)) as running:
+        yield running
 
 
 @contextlib.asynccontextmanager

@@ -1,30 +1,14 @@
-"""Worker startup and shutdown: open the Resources once per process and keep them in arq's ctx."""
+"""The worker's ctx: the process's one Resources, shared by every queue's worker."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-from shared.resources import Resources, open_resources
-from shared.settings import Settings
+from shared.resources import Resources
 
-_RESOURCES = "resources"
-_STACK = "resources_stack"
-
-
-async def on_startup(ctx: dict[str, Any]) -> None:
-    settings: Settings = ctx["settings"]
-    stack = contextlib.AsyncExitStack()
-    ctx[_RESOURCES] = await stack.enter_async_context(open_resources(settings))
-    ctx[_STACK] = stack
-
-
-async def on_shutdown(ctx: dict[str, Any]) -> None:
-    stack: contextlib.AsyncExitStack | None = ctx.pop(_STACK, None)
-    if stack is not None:
-        await stack.aclose()
+RESOURCES = "resources"
 
 
 def resources(ctx: dict[str, Any]) -> Resources:
-    res: Resources = ctx[_RESOURCES]
+    res: Resources = ctx[RESOURCES]
     return res

@@ -1,25 +1,30 @@
-"""arq task functions: thin wrappers that call the shared use-case and report the outcome.
+"""arq task functions: thin wrappers that call the shared use-cases and report the outcome.
 
 This is the worker's process boundary for jobs: connection failures of Postgres or
-Redis become arq retries (the job runs again later and the use-case is idempotent);
-anything unanticipated is logged and answered with a generic 500 so no caller waits
-for a timeout.
+Redis become arq retries (the job runs again later and the use-cases are idempotent);
+anything unanticipated is logged, and a waiting caller is answered with a generic 500
+rather than left to time out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from arq import Retry
 from redis.exceptions import RedisError
 
+from shared.batches.finalize import finalize_batch
+from shared.batches.supervisor import SupervisorConfig, supervise
 from shared.db import TRANSIENT_DB_ERRORS
+from shared.db.jobs import claim_stored_job
 from shared.dispatch import DispatchJob, Outcome, run_dispatch
 from shared.errors import InternalError
 from shared.logging import get_logger
 from shared.queue.notify import notify_done
+from shared.stored_jobs import ASYNC_CHANNEL
 from worker.context import resources
 
 log = get_logger(__name__)
@@ -27,6 +32,20 @@ log = get_logger(__name__)
 RETRYABLE_INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
 RETRY_BACKOFF_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30)
 DISPATCH_MAX_TRIES = len(RETRY_BACKOFF_S) + 1
+
+T = TypeVar("T")
+
+
+async def _retrying(ctx: dict[str, Any], work: Awaitable[T], what: str) -> T:
+    """Run `work`; a lost database or Redis connection becomes an arq retry with backoff."""
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        return await work
+    except RETRYABLE_INFRA_ERRORS as e:
+        delay = RETRY_BACKOFF_S[min(job_try - 1, len(RETRY_BACKOFF_S) - 1)]
+        log.warning("job_retry_scheduled", job_id=ctx.get("job_id"), what=what, job_try=job_try, delay_s=delay,
+                    error=type(e).__name__)
+        raise Retry(defer=delay) from e
 
 
 async def dispatch(
@@ -39,21 +58,14 @@ async def dispatch(
     submitted_at: str,
     reply_to: str | None = None,
 ) -> None:
+    """A synchronous call: the request travels in the job; the waiting gateway gets a notice."""
     res = resources(ctx)
-    job_try: int = ctx.get("job_try", 1)
-    job = DispatchJob(
-        job_id=job_id,
-        tenant_id=UUID(tenant_id),
-        kind=kind,
-        request=request,
-        submitted_at=datetime.fromisoformat(submitted_at),
-    )
+    job = DispatchJob(job_id=job_id, tenant_id=UUID(tenant_id), kind=kind, request=request,
+                      submitted_at=datetime.fromisoformat(submitted_at))
     try:
-        outcome = await run_dispatch(res, job, job_try=job_try)
-    except RETRYABLE_INFRA_ERRORS as e:
-        delay = RETRY_BACKOFF_S[min(job_try - 1, len(RETRY_BACKOFF_S) - 1)]
-        log.warning("job_retry_scheduled", job_id=job_id, job_try=job_try, delay_s=delay, error=type(e).__name__)
-        raise Retry(defer=delay) from e
+        outcome = await _retrying(ctx, run_dispatch(res, job, job_try=ctx.get("job_try", 1)), "dispatch")
+    except Retry:
+        raise
     except Exception:
         # Process boundary: a bug must not leave a caller waiting for its timeout.
         log.exception("job_crashed", job_id=job_id)
@@ -62,6 +74,36 @@ async def dispatch(
         await _reply(res.redis, reply_to, job_id, outcome)
         raise
     await _reply(res.redis, reply_to, job_id, outcome)
+
+
+async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
+    """A stored job (async call or batch line): claim its row, run it, tell async waiters."""
+    res = resources(ctx)
+
+    async def run() -> Outcome | None:
+        async with res.db.acquire() as conn:
+            claimed = await claim_stored_job(conn, job_id)
+        if claimed is None:
+            return None  # finished, cancelled or expired meanwhile
+        job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind, request=claimed.request,
+                          submitted_at=claimed.created_at)
+        outcome = await run_dispatch(res, job, job_try=ctx.get("job_try", 1))
+        if claimed.kind == "async":
+            await notify_done(res.redis, ASYNC_CHANNEL, job_id, outcome.to_message())
+        return outcome
+
+    await _retrying(ctx, run(), "dispatch_stored")
+
+
+async def supervise_batches(ctx: dict[str, Any], **_: Any) -> None:
+    """The batch supervisor's tick (cron, and nudged when a batch is created)."""
+    res = resources(ctx)
+    config: SupervisorConfig = ctx["supervisor_config"]
+    await _retrying(ctx, supervise(res, config), "supervise_batches")
+
+
+async def finalize(ctx: dict[str, Any], *, batch_id: str) -> None:
+    await _retrying(ctx, finalize_batch(resources(ctx), batch_id), "finalize_batch")
 
 
 async def _reply(redis: Any, reply_to: str | None, job_id: str, outcome: Outcome) -> None:

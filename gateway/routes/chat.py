@@ -1,4 +1,5 @@
-"""`POST /v1/chat/completions`: validate at the edge, enqueue, wait, answer in OpenAI's shape."""
+"""`POST /v1/chat/completions`: validate at the edge, then wait for the answer (synchronous) or,
+with `Prefer: respond-async`, store the job and answer 202 at once."""
 
 from __future__ import annotations
 
@@ -6,20 +7,25 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
+from starlette.responses import Response
 
 from gateway.auth import authenticate
 from gateway.body import read_json
 from gateway.deps import gateway_state
+from gateway.idempotency import canonical_body, idempotent
 from gateway.openapi import chat_request_body
 from gateway.responses import JSONResponse
+from gateway.routes.jobs import job_object
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
+from shared.db.jobs import job_outcome
 from shared.dispatch import Outcome
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.routing.plan import pinned_model
 from shared.routing.policy import TenantPolicy
+from shared.stored_jobs import submit_async
 
 router = APIRouter()
 
@@ -55,15 +61,33 @@ def outcome_response(outcome: Outcome) -> JSONResponse:
     return JSONResponse(outcome.body, status_code=outcome.http_status, headers=headers)
 
 
+def wants_async(request: Request) -> bool:
+    """RFC 7240: `Prefer: respond-async` (possibly among other preferences)."""
+    prefer = request.headers.get("prefer", "")
+    return any(p.split("=", 1)[0].strip().lower() == "respond-async" for p in prefer.split(","))
+
+
 @router.post("/v1/chat/completions", openapi_extra=chat_request_body())
-async def create_chat_completion(request: Request) -> JSONResponse:
+async def create_chat_completion(request: Request) -> Response:
     st = gateway_state(request)
     owner = await authenticate(request)
     data = await read_json(request, st.res.settings.max_request_bytes)
-    req = validate_chat_request(data)
-    check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
-    body: dict[str, Any] = req.model_dump(exclude_unset=True, mode="json")
-    outcome = await submit_and_wait(
-        st, tenant_id=owner.tenant.id, job_id=new_job_id(), request=body, submitted_at=st.res.clock()
-    )
-    return outcome_response(outcome)
+
+    async def handle() -> Response:
+        req = validate_chat_request(data)
+        check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
+        body: dict[str, Any] = req.model_dump(exclude_unset=True, mode="json")
+        jid = new_job_id()
+        if wants_async(request):
+            await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=body,
+                               now=st.res.clock())
+            async with st.res.db.acquire() as conn:
+                stored = await job_outcome(conn, jid)
+            assert stored is not None
+            return JSONResponse(job_object(stored), status_code=202, headers={
+                "location": f"/v1/jobs/{jid}", "preference-applied": "respond-async", "x-ainfera-job-id": jid})
+        outcome = await submit_and_wait(st, tenant_id=owner.tenant.id, job_id=jid, request=body,
+                                        submitted_at=st.res.clock())
+        return outcome_response(outcome)
+
+    return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle)

@@ -58,3 +58,24 @@ async def get_receipt(conn: Any, receipt_id: str, tenant_id: UUID) -> Receipt | 
         upstream_latency_ms=r["upstream_latency_ms"], attempts=r["attempts"], error_code=r["error_code"],
         routing=r["routing"], created_at=r["created_at"],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    tenant_id: UUID
+    kind: str
+    request: dict[str, Any]
+    created_at: datetime
+    batch_id: str | None
+
+
+async def create_stored_job(conn: Any, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
+                            request: dict[str, Any], created_at: datetime) -> None:
+    await conn.execute(q("jobs", "create_stored_job"), job_id, tenant_id, kind, requested_model, request, created_at)
+
+
+async def claim_stored_job(conn: Any, job_id: str) -> ClaimedJob | None:
+    r = await conn.fetchrow(q("jobs", "claim_stored_job"), job_id)
+    if r is None:
+        return None
+    return ClaimedJob(r["tenant_id"], r["kind"], r["request"], r["created_at"], r["batch_id"])

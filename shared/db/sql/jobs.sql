@@ -14,3 +14,14 @@ SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, ups
        output_tokens, estimated_cost_usd, cost_usd, latency_ms, upstream_latency_ms, attempts, error_code,
        routing, created_at
   FROM receipts WHERE id = $1 AND tenant_id = $2;
+
+-- name: create_stored_job
+-- Work acknowledged before it runs (an async call): its request is kept until it is done.
+INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, created_at)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6);
+
+-- name: claim_stored_job
+-- A worker starts a stored job: nothing is returned when it finished, or was cancelled or expired.
+UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now())
+ WHERE id = $1 AND status IN ('queued', 'running')
+RETURNING tenant_id, kind, request, created_at, batch_id;

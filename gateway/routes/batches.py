@@ -1,0 +1,134 @@
+"""The OpenAI Batches API: create, retrieve, list, cancel.
+
+Creating a batch writes one row and answers at once (status `validating`); the batch
+supervisor then feeds its lines to the bulk queue (`in_progress`), finalizes it and
+writes the output and error files' descriptions (`completed`, `expired`, `cancelled`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.auth import authenticate
+from gateway.body import read_json
+from gateway.deps import gateway_state
+from gateway.idempotency import canonical_body, idempotent
+from gateway.responses import JSONResponse
+from shared.batches.lines import BATCH_ENDPOINTS
+from shared.batches.objects import batch_object
+from shared.db.batches import create_batch, get_batch, list_batches, request_cancel
+from shared.db.files import get_file
+from shared.errors import InvalidRequest, NotFound
+from shared.ids import new_id
+from shared.stored_jobs import nudge_supervisor
+
+router = APIRouter()
+COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+
+
+class CreateBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input_file_id: Annotated[str, Field(min_length=1, max_length=200)]
+    endpoint: Literal["/v1/chat/completions"]
+    completion_window: Literal["24h"]
+    metadata: Annotated[
+        dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=512)]],
+        Field(max_length=16),
+    ] | None = None
+
+
+def _parse(data: Any) -> CreateBatch:
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return CreateBatch.model_validate(data)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        param = ".".join(str(p) for p in err["loc"])
+        raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param) from e
+
+
+@router.post("/v1/batches")
+async def create(request: Request) -> Response:
+    st = gateway_state(request)
+    owner = await authenticate(request)
+    data = await read_json(request, 64 * 1024)
+
+    async def handle() -> Response:
+        body = _parse(data)
+        async with st.res.db.acquire() as conn:
+            f = await get_file(conn, body.input_file_id, owner.tenant.id)
+            if f is None or f.status != "processed":
+                raise NotFound(f"No file '{body.input_file_id}'.", param="input_file_id")
+            if f.kind != "input" or f.purpose != "batch":
+                raise InvalidRequest(f"File '{f.id}' was not uploaded with purpose \"batch\".",
+                                     param="input_file_id")
+            assert body.endpoint in BATCH_ENDPOINTS
+            now = st.res.clock()
+            batch = await create_batch(
+                conn, batch_id=new_id("batch"), tenant_id=owner.tenant.id, input_file_id=f.id,
+                endpoint=body.endpoint, completion_window=body.completion_window, metadata=body.metadata,
+                total=f.line_count, expires_at=now + COMPLETION_WINDOWS[body.completion_window],
+            )
+        await nudge_supervisor(st.res.redis, batch.id)
+        return JSONResponse(batch_object(batch))
+
+    return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle)
+
+
+@router.get("/v1/batches/{batch_id}")
+async def retrieve(request: Request, batch_id: str) -> JSONResponse:
+    owner = await authenticate(request)
+    async with gateway_state(request).res.db.acquire() as conn:
+        batch = await get_batch(conn, batch_id, owner.tenant.id)
+    if batch is None:
+        raise NotFound(f"No batch '{batch_id}'.", param="batch_id")
+    return JSONResponse(batch_object(batch))
+
+
+@router.get("/v1/batches")
+async def list_(
+    request: Request,
+    after: str | None = Query(default=None, description="the last id of the previous page"),
+    limit: int = Query(default=20, ge=1, le=100),
+) -> JSONResponse:
+    owner = await authenticate(request)
+    async with gateway_state(request).res.db.acquire() as conn:
+        rows = await list_batches(conn, owner.tenant.id, after, limit + 1)
+    page = rows[:limit]
+    return JSONResponse({
+        "object": "list",
+        "data": [batch_object(b) for b in page],
+        "first_id": page[0].id if page else None,
+        "last_id": page[-1].id if page else None,
+        "has_more": len(rows) > limit,
+    })
+
+
+@router.post("/v1/batches/{batch_id}/cancel")
+async def cancel(request: Request, batch_id: str) -> Response:
+    st = gateway_state(request)
+    owner = await authenticate(request)
+
+    async def handle() -> Response:
+        async with st.res.db.acquire() as conn:
+            batch = await request_cancel(conn, batch_id, owner.tenant.id)
+            if batch is None:
+                existing = await get_batch(conn, batch_id, owner.tenant.id)
+                if existing is None:
+                    raise NotFound(f"No batch '{batch_id}'.", param="batch_id")
+                if existing.status != "cancelling":
+                    raise InvalidRequest(f"Cannot cancel a batch that is {existing.status}.",
+                                         code="batch_not_cancellable", param="batch_id")
+                batch = existing
+        await nudge_supervisor(st.res.redis, f"cancel:{batch_id}")
+        return JSONResponse(batch_object(batch))
+
+    return await idempotent(request, st, owner.tenant.id, b"", handle)

@@ -1,0 +1,178 @@
+"""The batch supervisor: one tick a second keeps every open batch moving.
+
+Each tick, under a Redis lock so ticks never overlap:
+1. closes batches that expired or are being cancelled (their unstarted lines never run),
+   and hands finished batches to a finalize job (which writes the output and error files);
+2. feeds lines to the bulk queue: it turns the next input lines into queued jobs and
+   enqueues them, keeping the queue no deeper than a watermark and taking turns between
+   tenants, so one tenant's million-line batch cannot starve another's;
+3. reconciles: stored jobs (async calls, fed batch lines) that have not finished but have
+   no queue entry any more (Redis flushed or restarted) are enqueued again. A marker key
+   tells a Redis that lost its data from one that did not, and triggers a full pass.
+Everything it does is derived from Postgres and safe to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.batches.finalize import FINALIZE_FUNCTION, finalize_job_id
+from shared.db.batches import (
+    OpenBatch,
+    close_open_lines,
+    has_open_lines,
+    materialize_lines,
+    open_batches,
+    open_stored_jobs,
+)
+from shared.db.idempotency import expire_keys
+from shared.logging import get_logger
+from shared.queue.enqueue import enqueue
+from shared.resources import Resources
+from shared.stored_jobs import BULK_QUEUE, enqueue_stored
+
+log = get_logger(__name__)
+
+LOCK_KEY = "ainfera:batch-supervisor:lock"
+EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data
+ARQ_JOB_PREFIX = "arq:job:"
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorConfig:
+    watermark: int = 4000  # the bulk queue is fed up to this depth
+    chunk: int = 500  # lines fed per batch per turn
+    reconcile_after_s: float = 10.0  # a stored job this old with no queue entry is re-enqueued
+    running_grace_s: float = 180.0  # ... or this old when a worker had started it
+    reconcile_limit: int = 20_000
+    # Within a tick, top the queue up this often, for this long: the feed keeps pace with fast
+    # workers without ticking more than once a second.
+    refill_every_s: float = 0.1
+    refill_for_s: float = 0.8
+
+
+@dataclass(slots=True)
+class TickReport:
+    fed: int = 0
+    requeued: int = 0
+    finalizing: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+
+async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
+    report = TickReport()
+    if not await res.redis.set(LOCK_KEY, b"1", nx=True, px=60_000):
+        report.skipped = True
+        return report
+    try:
+        now = res.clock()
+        async with res.db.acquire() as conn:
+            batches = await open_batches(conn)
+        for b in batches:
+            if await _advance(res, b, now):
+                report.finalizing.append(b.id)
+        feedable = [b for b in batches if b.status in ("validating", "in_progress") and b.fed_through < b.total
+                    and now < b.expires_at and b.id not in report.finalizing]
+        report.fed = await _feed(res, feedable, config)
+        report.requeued = await _reconcile(res, config)
+        report.fed += await _keep_fed(res, config)
+        async with res.db.acquire() as conn:
+            await expire_keys(conn, IDEMPOTENCY_TTL)
+    finally:
+        await res.redis.delete(LOCK_KEY)
+    if report.fed or report.requeued or report.finalizing:
+        log.info("batch_supervisor_tick", fed=report.fed, requeued=report.requeued, finalizing=report.finalizing)
+    return report
+
+
+async def _advance(res: Resources, b: OpenBatch, now: datetime) -> bool:
+    """Close expired and cancelling batches; hand finished ones to a finalize job. True when finishing."""
+    async with res.db.acquire() as conn:
+        if b.status == "cancelling":
+            await close_open_lines(conn, b.id, "cancelled")
+        elif b.status in ("validating", "in_progress") and now >= b.expires_at:
+            await close_open_lines(conn, b.id, "expired")
+        elif b.status in ("validating", "in_progress") and b.fed_through < b.total:
+            return False
+        if await has_open_lines(conn, b.id):
+            return False
+    await enqueue(res.redis, BULK_QUEUE, FINALIZE_FUNCTION, job_id=finalize_job_id(b.id),
+                  kwargs={"batch_id": b.id})
+    return True
+
+
+def _job_prefix(batch_id: str) -> str:
+    return f"job_{batch_id.removeprefix('batch_')}_"
+
+
+async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConfig) -> int:
+    """Fill the bulk queue up to the watermark, one chunk per tenant per turn, oldest-fed tenant first."""
+    if not batches:
+        return 0
+    budget = config.watermark - int(await res.redis.zcard(BULK_QUEUE))
+    by_tenant: OrderedDict[Any, list[OpenBatch]] = OrderedDict()
+    for b in sorted(batches, key=lambda b: (b.last_fed_at is not None, b.last_fed_at or b.expires_at)):
+        by_tenant.setdefault(b.tenant_id, []).append(b)
+    progress = {b.id: b.fed_through for b in batches}
+    fed = 0
+    while budget > 0 and by_tenant:
+        for tenant in list(by_tenant):
+            queue = by_tenant[tenant]
+            b = queue[0]
+            take = min(config.chunk, budget, b.total - progress[b.id])
+            through = progress[b.id] + take
+            async with res.db.acquire() as conn:
+                ids = await materialize_lines(conn, b.id, progress[b.id], through, _job_prefix(b.id))
+            await enqueue_stored(res.redis, ids)
+            fed += len(ids)
+            budget -= take
+            progress[b.id] = through
+            if through >= b.total:
+                queue.pop(0)
+                if not queue:
+                    del by_tenant[tenant]
+            if budget <= 0:
+                break
+    return fed
+
+
+async def _keep_fed(res: Resources, config: SupervisorConfig) -> int:
+    """Refill the queue for the rest of the tick while there is something to feed."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + config.refill_for_s
+    fed = 0
+    while loop.time() < until:
+        await asyncio.sleep(config.refill_every_s)
+        now = res.clock()
+        async with res.db.acquire() as conn:
+            batches = [b for b in await open_batches(conn) if b.status in ("validating", "in_progress")
+                       and b.fed_through < b.total and now < b.expires_at]
+        if not batches:
+            break
+        fed += await _feed(res, batches, config)
+    return fed
+
+
+async def _reconcile(res: Resources, config: SupervisorConfig) -> int:
+    """Re-enqueue stored jobs that lost their queue entry. A full pass after Redis lost its data."""
+    lost_everything = not await res.redis.exists(EPOCH_KEY)
+    if lost_everything:
+        await res.redis.set(EPOCH_KEY, res.clock().isoformat())
+    age = 0.0 if lost_everything else config.reconcile_after_s
+    async with res.db.acquire() as conn:
+        candidates = await open_stored_jobs(conn, age, config.reconcile_limit, config.running_grace_s)
+    if not candidates:
+        return 0
+    async with res.redis.pipeline(transaction=False) as pipe:
+        for job_id in candidates:
+            pipe.exists(ARQ_JOB_PREFIX + job_id)
+        present = await pipe.execute()
+    missing = [jid for jid, here in zip(candidates, present, strict=True) if not here]
+    if missing:
+        log.warning("stored_jobs_requeued", count=len(missing), redis_lost_data=lost_everything)
+    return await enqueue_stored(res.redis, missing)

@@ -1,0 +1,32 @@
+-- Files: input files and their validated request lines; output and error files point at a batch.
+
+-- name: create_file
+INSERT INTO files (id, tenant_id, purpose, kind, filename, status, batch_id, bytes, line_count)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, tenant_id, purpose, kind, filename, bytes, line_count, status, batch_id, created_at;
+
+-- name: finish_upload
+UPDATE files SET status = 'processed', bytes = $2, line_count = $3 WHERE id = $1
+RETURNING id, tenant_id, purpose, kind, filename, bytes, line_count, status, batch_id, created_at;
+
+-- name: delete_file
+DELETE FROM files WHERE id = $1;
+
+-- name: get_file
+SELECT id, tenant_id, purpose, kind, filename, bytes, line_count, status, batch_id, created_at
+  FROM files WHERE id = $1 AND tenant_id = $2;
+
+-- name: list_files
+SELECT id, tenant_id, purpose, kind, filename, bytes, line_count, status, batch_id, created_at
+  FROM files
+ WHERE tenant_id = $1 AND status = 'processed' AND ($2::text IS NULL OR purpose = $2)
+ ORDER BY created_at DESC, id DESC
+ LIMIT $3;
+
+-- name: first_lines_with_custom_ids
+SELECT custom_id, min(line_no) AS line_no FROM file_lines
+ WHERE file_id = $1 AND custom_id = ANY($2::text[])
+ GROUP BY custom_id;
+
+-- name: file_lines_after
+SELECT line_no, raw FROM file_lines WHERE file_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3;

@@ -1,0 +1,47 @@
+"""Work acknowledged before it runs (async calls, batch lines): stored in Postgres, queued by id.
+
+The queue entry carries only the job id; the worker claims the stored row, so a lost entry
+(Redis flushed or restarted) costs nothing but a re-enqueue, which the batch supervisor's
+reconciler does. Stored jobs run on the bulk queue, never ahead of synchronous callers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+
+from shared.db.jobs import create_stored_job
+from shared.queue.enqueue import enqueue, enqueue_many
+from shared.queue.names import QueueName, completion_channel
+
+STORED_FUNCTION = "dispatch_stored"
+SUPERVISE_FUNCTION = "supervise_batches"
+BULK_QUEUE = QueueName.BATCH
+# Workers announce finished async jobs on a channel every gateway listens on (GET /v1/jobs?wait=).
+ASYNC_WAITERS_INSTANCE = "async"
+ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)
+
+
+async def enqueue_stored(redis: Redis, job_ids: Sequence[str]) -> int:
+    """Queue stored jobs by id; ids already queued are skipped. Returns how many were new."""
+    if not job_ids:
+        return 0
+    return await enqueue_many(redis, BULK_QUEUE, STORED_FUNCTION, [(jid, {"job_id": jid}) for jid in job_ids])
+
+
+async def submit_async(db: Any, redis: Redis, *, job_id: str, tenant_id: UUID, request: dict[str, Any],
+                       now: datetime) -> None:
+    """Store an async call (the caller is then told it was accepted), then queue it."""
+    async with db.acquire() as conn:
+        await create_stored_job(conn, job_id=job_id, tenant_id=tenant_id, kind="async",
+                                requested_model=str(request["model"]), request=request, created_at=now)
+    await enqueue_stored(redis, [job_id])
+
+
+async def nudge_supervisor(redis: Redis, reason: str) -> None:
+    """Run a batch supervisor tick now rather than at the next second (a batch was created or cancelled)."""
+    await enqueue(redis, BULK_QUEUE, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})
