@@ -42,7 +42,15 @@ class Stack:
     sim_url: str
     api_key: str
     env: dict[str, str]
-    procs: list[subprocess.Popen[bytes]]
+    procs: list[subprocess.Popen[bytes]]  # simulator, workers..., gateway
+
+    @property
+    def gateway_pid(self) -> int:
+        return self.procs[-1].pid
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self.procs[1:-1]]
 
 
 async def _create_db(name: str) -> str:
@@ -82,7 +90,9 @@ def _wait(url: str, timeout: float = 30) -> None:
 
 @contextlib.contextmanager
 def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: int = 1,
+                  worker_queues: list[list[str]] | None = None,
                   extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`workers` processes serving every queue, or one process per entry of `worker_queues`."""
     name = f"ainfera_bench_{uuid.uuid4().hex[:8]}"
     dsn = asyncio.run(_create_db(name))
     gw, sim = free_port(), free_port()
@@ -106,8 +116,8 @@ def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: in
 
     try:
         spawn("sim-provider")
-        for _ in range(workers):
-            spawn("worker")
+        for queues in worker_queues or [[] for _ in range(workers)]:
+            spawn("worker", *[arg for q in queues for arg in ("--queue", q)])
         spawn("gateway")
         _wait(f"http://127.0.0.1:{sim}/healthz")
         _wait(f"http://127.0.0.1:{gw}/readyz")

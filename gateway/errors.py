@@ -6,10 +6,19 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.responses import JSONResponse
-from shared.errors import AinferaError, AuthenticationFailed, InternalError, InvalidRequest, NotFound
+from shared.db import TRANSIENT_DB_ERRORS
+from shared.errors import (
+    AinferaError,
+    AuthenticationFailed,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+)
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -45,6 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
                           "code": _HTTP_CODES.get(exc.status_code, "http_error"), "param": None}}
         return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
 
+    async def on_unavailable(_req: Request, exc: Exception) -> JSONResponse:
+        # Postgres or Redis went away (restart, failover): a retryable 503, not a 500.
+        log.warning("dependency_unavailable", error=type(exc).__name__)
+        return error_response(ServiceUnavailable("A backing service is briefly unavailable; retry shortly."))
+
     async def on_unexpected(_req: Request, exc: Exception) -> JSONResponse:
         # Process boundary: anything unanticipated is logged with its traceback here and
         # answered with a generic envelope; internals never reach the caller.
@@ -54,4 +68,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AinferaError, on_ainfera)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for transient in (*TRANSIENT_DB_ERRORS, RedisError):
+        app.add_exception_handler(transient, on_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -10,7 +10,6 @@ charge. It knows nothing of arq or HTTP frameworks, so tests call it directly.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,14 +19,11 @@ from uuid import UUID
 import orjson
 
 from shared.audit.writer import event_payload_parts
-from shared.catalog.types import Provider
-from shared.catalog.urls import chat_url, route_via
 from shared.db.jobs import JobRow, finish_dispatch, job_outcome
-from shared.errors import AinferaError, ProviderNotConfigured, UpstreamError, UpstreamRejected, UpstreamTimeout
+from shared.errors import AinferaError, UpstreamError, UpstreamRejected, UpstreamTimeout
 from shared.ids import receipt_id as new_receipt_id
 from shared.logging import get_logger
-from shared.providers.registry import adapter_for
-from shared.providers.transport import RetryPolicy, send
+from shared.providers.call import call_model
 from shared.receipts.build import CallRecord, finish
 from shared.resources import Resources
 from shared.routing.learned import record_sample
@@ -37,8 +33,6 @@ from shared.routing.router import Candidate
 
 log = get_logger(__name__)
 
-# The key sent to the simulated provider when a deployment has none for a provider.
-SIMULATOR_KEY = "sk-simulated"
 # Kinds of job whose calls teach the router nothing about real traffic.
 UNLEARNED_KINDS = frozenset({"probe"})
 
@@ -133,31 +127,10 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
 
 async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call: CallRecord,
                     remaining_s: float) -> None:
-    settings = res.settings
-    provider = cand.provider
-    url = route_via(chat_url(provider.base_url, provider.chat_completions_path, provider.wire_format),
-                    settings.upstream_override)
-    adapter = adapter_for(provider.wire_format)
-    upstream = adapter.build(url=url, api_key=provider_credential(res, provider),
-                             upstream_model=cand.model.upstream_model, body=body)
-    policy = RetryPolicy.from_settings(settings)
-    policy = dataclasses.replace(policy, deadline_s=min(policy.deadline_s, remaining_s))
-    result = await send(res.http, adapter, upstream, policy=policy)
+    result = await call_model(res.http, res.settings, cand.model, cand.provider, body, deadline_s=remaining_s)
     call.completion = result.completion
     call.attempts += result.attempts
     call.upstream_latency_ms = round(result.latency_ms)
-
-
-def provider_credential(res: Resources, provider: Provider) -> str:
-    key = res.settings.provider_key(provider.api_key_env)
-    if key:
-        return key
-    if res.settings.upstream_override:
-        return SIMULATOR_KEY
-    raise ProviderNotConfigured(
-        f"Provider '{provider.name}' has no credentials configured in this deployment "
-        f"(set {provider.api_key_env})."
-    )
 
 
 async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int) -> Outcome:

@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     max_job_wait_s: float = 60.0  # longest GET /v1/jobs/{id}?wait=
     idempotency_lock_s: float = 330.0  # a first request holding a key longer than this is presumed dead
 
+    # --- fanout (catalog probes) ------------------------------------------------------------
+    fanout_interval_s: float = 0.0  # 0: no scheduled runs (manual runs only)
+    fanout_spend_cap_usd: float = 0.05  # per run: probes stop once their estimated cost reaches it
+    fanout_probe_timeout_s: float = 20.0
+    fanout_deactivate_after: int = 2  # consecutive failed runs
+    fanout_reactivate_after: int = 1  # consecutive passed runs
+    fanout_pass_rate_floor: float = 0.5  # under it, a run deactivates nothing
+    probe_worker_max_jobs: int = 32
+
     # --- simulated provider --------------------------------------------------------------
     sim_latency_ms: float = 50.0
 

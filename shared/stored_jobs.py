@@ -44,4 +44,4 @@ async def submit_async(db: Any, redis: Redis, *, job_id: str, tenant_id: UUID, r
 
 async def nudge_supervisor(redis: Redis, reason: str) -> None:
     """Run a batch supervisor tick now rather than at the next second (a batch was created or cancelled)."""
-    await enqueue(redis, BULK_QUEUE, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})
+    await enqueue(redis, QueueName.CONTROL, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})

@@ -106,11 +106,12 @@ async def new_tenant(settings: Settings, name: str = "acme", policy: dict[str, A
 
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, queues: Any = None) -> AsyncIterator[Any]:
-    """The dispatch workers (interactive and batch queues by default) inside this event loop."""
+    """The workers (interactive, batch and control queues by default) inside this event loop."""
     from shared.queue.names import QueueName
     from worker.main import running_workers
 
-    async with running_workers(settings, queues or (QueueName.INTERACTIVE, QueueName.BATCH)) as running:
+    default = (QueueName.INTERACTIVE, QueueName.BATCH, QueueName.CONTROL)
+    async with running_workers(settings, queues or default) as running:
         yield running
 
 

@@ -1,8 +1,11 @@
 """The worker process: one WakingWorker (our arq extension) per queue, sharing one Resources.
 
 - `interactive`: synchronous calls (`dispatch`), never behind bulk work;
-- `batch`: stored jobs (async calls and batch lines, `dispatch_stored`), batch finalization,
-  and the batch supervisor's tick (arq cron, every second).
+- `batch`: stored jobs (async calls and batch lines, `dispatch_stored`);
+- `probe`: fanout probes;
+- `control`: housekeeping: the batch supervisor's tick (arq cron, every second), batch
+  finalization, fanout decisions and the fanout tick (every minute). `--queue batch` serves
+  it too.
 Run them in one process (the default) or in separate ones (`--queue interactive`,
 `--queue batch`) so bulk work cannot take CPU from synchronous callers.
 
@@ -25,37 +28,71 @@ from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import func
 
+from shared.batches.finalize import FINALIZE_FUNCTION
 from shared.batches.supervisor import SupervisorConfig
+from shared.fanout.runs import DECIDE_FUNCTION, PROBE_FUNCTION
 from shared.queue.names import QueueName
 from shared.queue.worker import WakingWorker
 from shared.resources import Resources, open_resources
 from shared.settings import Settings
+from shared.stored_jobs import STORED_FUNCTION, SUPERVISE_FUNCTION
 from worker.context import RESOURCES
-from worker.tasks import DISPATCH_MAX_TRIES, dispatch, dispatch_stored, finalize, supervise_batches
+from worker.tasks import (
+    DISPATCH_MAX_TRIES,
+    decide_fanout,
+    dispatch,
+    dispatch_stored,
+    fanout_tick,
+    finalize,
+    probe_model,
+    supervise_batches,
+)
 
 JOB_TIMEOUT_MARGIN_S = 30.0
-QUEUES: dict[str, QueueName] = {"interactive": QueueName.INTERACTIVE, "batch": QueueName.BATCH}
+FINALIZE_TIMEOUT_S = 600.0
+CONTROL_SLOTS = 8
+# A process given a queue name also serves the queues listed with it.
+QUEUES: dict[str, tuple[QueueName, ...]] = {
+    "interactive": (QueueName.INTERACTIVE,),
+    "batch": (QueueName.BATCH, QueueName.CONTROL),
+    "probe": (QueueName.PROBE,),
+    "control": (QueueName.CONTROL,),
+}
 
 
 def _functions(settings: Settings, queue: QueueName) -> tuple[list[Any], list[Any]]:
+    """Each queue's functions. Within a queue the timeouts are alike on purpose: arq holds a
+    running job's in-progress lock for the queue's longest timeout + 10 s, and that is how long
+    a killed worker's job waits before it runs again."""
     timeout = settings.upstream_deadline_s + JOB_TIMEOUT_MARGIN_S
     if queue == QueueName.INTERACTIVE:
         return [func(dispatch, name="dispatch", timeout=timeout, max_tries=DISPATCH_MAX_TRIES)], []
+    if queue == QueueName.BATCH:
+        return [func(dispatch_stored, name=STORED_FUNCTION, timeout=timeout, max_tries=DISPATCH_MAX_TRIES)], []
+    if queue == QueueName.PROBE:
+        probe_timeout = settings.fanout_probe_timeout_s + JOB_TIMEOUT_MARGIN_S
+        return [func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES)], []
     return (
         [
-            func(dispatch_stored, name="dispatch_stored", timeout=timeout, max_tries=DISPATCH_MAX_TRIES),
-            func(finalize, name="finalize_batch", timeout=3600, max_tries=DISPATCH_MAX_TRIES),
-            func(supervise_batches, name="supervise_batches", timeout=60, max_tries=1),
+            func(finalize, name=FINALIZE_FUNCTION, timeout=FINALIZE_TIMEOUT_S, max_tries=DISPATCH_MAX_TRIES),
+            func(supervise_batches, name=SUPERVISE_FUNCTION, timeout=60, max_tries=1),
+            func(decide_fanout, name=DECIDE_FUNCTION, timeout=300, max_tries=DISPATCH_MAX_TRIES),
+            func(fanout_tick, name="fanout_tick", timeout=120, max_tries=1),
         ],
-        [cron(supervise_batches, name="cron:supervise_batches", second=set(range(60)), run_at_startup=True,
-              timeout=60, max_tries=1, unique=True)],
+        [
+            cron(supervise_batches, name="cron:supervise_batches", second=set(range(60)), run_at_startup=True,
+                 timeout=60, max_tries=1, unique=True),
+            cron(fanout_tick, name="cron:fanout_tick", second={0}, run_at_startup=True, timeout=120, max_tries=1,
+                 unique=True),
+        ],
     )
 
 
 def build_worker(settings: Settings, queue: QueueName, res: Resources, *, burst: bool = False,
                  max_jobs: int | None = None) -> WakingWorker:
     functions, crons = _functions(settings, queue)
-    slots = settings.worker_max_jobs if queue == QueueName.INTERACTIVE else settings.batch_worker_max_jobs
+    slots = {QueueName.INTERACTIVE: settings.worker_max_jobs, QueueName.BATCH: settings.batch_worker_max_jobs,
+             QueueName.PROBE: settings.probe_worker_max_jobs, QueueName.CONTROL: CONTROL_SLOTS}[queue]
     ctx: dict[str, Any] = {"settings": settings, RESOURCES: res, "supervisor_config": supervisor_config(settings)}
     return WakingWorker(
         functions=functions,
@@ -116,8 +153,9 @@ async def serve(settings: Settings, queues: Sequence[QueueName]) -> None:
 
 
 def run_worker(settings: Settings, queues: list[str] | None = None) -> None:
-    names = queues or list(QUEUES)
+    names = queues or ["interactive", "batch", "probe"]
     unknown = [q for q in names if q not in QUEUES]
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
-    asyncio.run(serve(settings, [QUEUES[q] for q in names]))
+    served = list(dict.fromkeys(q for name in names for q in QUEUES[name]))
+    asyncio.run(serve(settings, served))

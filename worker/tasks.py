@@ -19,9 +19,13 @@ from redis.exceptions import RedisError
 from shared.batches.finalize import finalize_batch
 from shared.batches.supervisor import SupervisorConfig, supervise
 from shared.db import TRANSIENT_DB_ERRORS
+from shared.db.fanout import record_probe, stalled_runs
 from shared.db.jobs import claim_stored_job
 from shared.dispatch import DispatchJob, Outcome, run_dispatch
 from shared.errors import InternalError
+from shared.fanout.decide import DecisionRules, decide_run
+from shared.fanout.probe import run_probe
+from shared.fanout.runs import requeue_lost_probes, start_run
 from shared.logging import get_logger
 from shared.queue.notify import notify_done
 from shared.stored_jobs import ASYNC_CHANNEL
@@ -109,3 +113,53 @@ async def finalize(ctx: dict[str, Any], *, batch_id: str) -> None:
 async def _reply(redis: Any, reply_to: str | None, job_id: str, outcome: Outcome) -> None:
     if reply_to:
         await notify_done(redis, reply_to, job_id, outcome.to_message())
+
+
+def decision_rules(settings: Any) -> DecisionRules:
+    return DecisionRules(deactivate_after=settings.fanout_deactivate_after,
+                         reactivate_after=settings.fanout_reactivate_after,
+                         pass_rate_floor=settings.fanout_pass_rate_floor)
+
+
+async def probe_model(ctx: dict[str, Any], *, run_id: str, slug: str) -> None:
+    """One fanout probe; the probe that completes its run applies the run's decisions."""
+    res = resources(ctx)
+
+    async def run() -> None:
+        catalog = res.catalog.current
+        if slug not in catalog.models:
+            result = None
+        else:
+            result = await run_probe(res.http, res.settings, catalog, slug)
+        async with res.db.acquire() as conn:
+            row = result.row(run_id) if result else {
+                "run_id": run_id, "model_slug": slug, "provider": "", "outcome": "skipped",
+                "reason": "not_in_catalog", "upstream_model": "", "upstream_url": ""}
+            last = await record_probe(conn, row)
+        if last:
+            await decide_run(res, run_id, decision_rules(res.settings))
+
+    await _retrying(ctx, run(), "probe_model")
+
+
+async def decide_fanout(ctx: dict[str, Any], *, run_id: str) -> None:
+    res = resources(ctx)
+    await _retrying(ctx, decide_run(res, run_id, decision_rules(res.settings)), "decide_fanout")
+
+
+async def fanout_tick(ctx: dict[str, Any], **_: Any) -> None:
+    """Every minute: start the scheduled run when one is due; re-queue probes lost with Redis."""
+    res = resources(ctx)
+
+    async def run() -> None:
+        interval = res.settings.fanout_interval_s
+        if interval > 0:
+            slot = int(res.clock().timestamp() // interval)
+            await start_run(res, trigger="schedule", run_id=f"fanout_sched_{slot}")
+        async with res.db.acquire() as conn:
+            stalled = await stalled_runs(conn, older_than_s=max(60.0, res.settings.fanout_probe_timeout_s * 3))
+        for run_id in stalled:
+            if await requeue_lost_probes(res, run_id) == 0:
+                await decide_run(res, run_id, decision_rules(res.settings))
+
+    await _retrying(ctx, run(), "fanout_tick")

@@ -15,10 +15,13 @@ Everything it does is derived from Postgres and safe to repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from redis.exceptions import LockError
 
 from shared.batches.finalize import FINALIZE_FUNCTION, finalize_job_id
 from shared.db.batches import (
@@ -32,6 +35,7 @@ from shared.db.batches import (
 from shared.db.idempotency import expire_keys
 from shared.logging import get_logger
 from shared.queue.enqueue import enqueue
+from shared.queue.names import QueueName
 from shared.resources import Resources
 from shared.stored_jobs import BULK_QUEUE, enqueue_stored
 
@@ -66,7 +70,8 @@ class TickReport:
 
 async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
     report = TickReport()
-    if not await res.redis.set(LOCK_KEY, b"1", nx=True, px=60_000):
+    lock = res.redis.lock(LOCK_KEY, timeout=10, blocking=False)  # released only by its own holder
+    if not await lock.acquire():
         report.skipped = True
         return report
     try:
@@ -84,7 +89,8 @@ async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
         async with res.db.acquire() as conn:
             await expire_keys(conn, IDEMPOTENCY_TTL)
     finally:
-        await res.redis.delete(LOCK_KEY)
+        with contextlib.suppress(LockError):  # expired meanwhile: another tick may hold it now
+            await lock.release()
     if report.fed or report.requeued or report.finalizing:
         log.info("batch_supervisor_tick", fed=report.fed, requeued=report.requeued, finalizing=report.finalizing)
     return report
@@ -101,7 +107,7 @@ async def _advance(res: Resources, b: OpenBatch, now: datetime) -> bool:
             return False
         if await has_open_lines(conn, b.id):
             return False
-    await enqueue(res.redis, BULK_QUEUE, FINALIZE_FUNCTION, job_id=finalize_job_id(b.id),
+    await enqueue(res.redis, QueueName.CONTROL, FINALIZE_FUNCTION, job_id=finalize_job_id(b.id),
                   kwargs={"batch_id": b.id})
     return True
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -170,6 +171,67 @@ def _up(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(run_up(settings, simulate=args.simulate))
 
 
+def _fanout(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import fanout
+    from shared.errors import AinferaError
+
+    try:
+        if args.fanout_cmd == "run":
+            raise SystemExit(_run(fanout.run_fanout(settings, args.provider, args.wait)))
+        raise SystemExit(_run(fanout.report(settings, args.run_id)))
+    except AinferaError as e:
+        raise SystemExit(f"error: {e.message}") from None
+
+
+# --- batch client ------------------------------------------------------------------------
+
+
+def _batch(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import batch
+
+    api_key = args.api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not api_key:
+        parser: argparse.ArgumentParser = args.parser
+        parser.error("no API key: pass --api-key or set AINFERA_API_KEY")
+    base_url = args.base_url or settings.gateway_url
+    if args.batch_cmd == "submit":
+        raise SystemExit(batch.run(lambda: batch.submit(
+            base_url, api_key, args.file, wait=args.wait, metadata=dict(args.metadata) or None,
+            idempotency_key=args.idempotency_key)))
+    raise SystemExit(batch.run(lambda: batch.results(base_url, api_key, args.batch_id, args.output, args.errors)))
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _add_batch_parsers(sub: Any) -> None:
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--base-url", help="the gateway (default: http://AINFERA_GATEWAY_HOST:AINFERA_GATEWAY_PORT)")
+    client.add_argument("--api-key", help="a tenant API key (default: the AINFERA_API_KEY environment variable, "
+                                          "which keeps it out of process listings)")
+    batch = sub.add_parser("batch", help="submit batch files to a gateway and fetch their results")
+    cmds = batch.add_subparsers(dest="batch_cmd", required=True)
+    bs = cmds.add_parser("submit", parents=[client],
+                         help="upload a JSONL file and create a batch (prints the batch JSON on stdout)")
+    bs.add_argument("file", type=Path, metavar="FILE.jsonl")
+    bs.add_argument("--wait", action="store_true",
+                    help="follow the batch until it ends; exit 0 only if it completed")
+    bs.add_argument("--metadata", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                    help="batch metadata (repeatable)")
+    bs.add_argument("--idempotency-key", metavar="K",
+                    help="retrying with the same key and file creates no second file or batch")
+    bs.set_defaults(parser=bs)
+    br = cmds.add_parser("results", parents=[client], help="download a finished batch's output (and error) file")
+    br.add_argument("batch_id", metavar="BATCH_ID")
+    br.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.jsonl")
+    br.add_argument("--errors", type=Path, metavar="ERR.jsonl", help="also download the error file, if any")
+    br.set_defaults(parser=br)
+
+
 # --- argument parsing ----------------------------------------------------------------------
 
 
@@ -207,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="migrate, seed, create a demo key, and run everything in the foreground")
     up.add_argument("--simulate", choices=("auto", "always", "never"), default="auto",
                     help="run the simulated provider: auto = when no provider keys are set")
+
+    _add_batch_parsers(sub)
+    fanout = sub.add_parser("fanout", help="probe catalog models and switch rows from the evidence")
+    fcmds = fanout.add_subparsers(dest="fanout_cmd", required=True)
+    fr = fcmds.add_parser("run", help="start a probe run (a worker serving the probe queue runs it)")
+    fr.add_argument("--provider", help="probe only this provider's models")
+    fr.add_argument("--wait", action="store_true", help="wait for the run's decisions and print its report")
+    frep = fcmds.add_parser("report", help="per-provider table of a run (default: the latest)")
+    frep.add_argument("run_id", nargs="?", metavar="RUN")
     return p
 
 
@@ -226,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),
         "up": lambda: _up(settings, args),
+        "batch": lambda: _batch(settings, args),
+        "fanout": lambda: _fanout(settings, args),
     }
     handlers[args.command]()
 

@@ -14,6 +14,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     _asyncpg.TooManyConnectionsError,
     _asyncpg.AdminShutdownError,
     _asyncpg.CrashShutdownError,
+    # A pooled connection the server already closed, before the client noticed
+    # (MagicStack/asyncpg#1069): "cannot switch to state ...; another operation is in progress".
+    _asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )

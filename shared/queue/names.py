@@ -17,6 +17,11 @@ class QueueName(StrEnum):
     BATCH = "ainfera:queue:batch"
     # Scheduled catalog probes.
     PROBE = "ainfera:queue:probe"
+    # The system's own housekeeping: the batch supervisor's tick, batch finalization, fanout
+    # ticks and decisions. Kept apart because arq sizes a worker's in-progress lock by its
+    # slowest function: a killed worker's dispatch jobs must come back in seconds, not after
+    # the time a finalization may take.
+    CONTROL = "ainfera:queue:control"
 
 
 WAKE_CHANNEL_SUFFIX = ":wake"

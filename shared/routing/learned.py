@@ -21,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.stats import recent_samples
 from shared.logging import get_logger
 from shared.lua import LuaScript
@@ -33,6 +34,10 @@ RATIO_HASH = f"{PREFIX}:ratio"
 LATENCY_HASH = f"{PREFIX}:latency"
 READY_KEY = f"{PREFIX}:ready"  # present once the statistics were (re)built from Postgres
 REBUILD_LOCK = f"{PREFIX}:rebuild-lock"
+
+
+# A refresh that fails for these keeps the last snapshot and tries again on the next tick.
+_REFRESH_ERRORS: tuple[type[BaseException], ...] = (RedisError, *TRANSIENT_DB_ERRORS)
 
 
 def samples_key(slug: str) -> str:
@@ -131,7 +136,7 @@ class LearnedStats:
         return self._window
 
     async def start(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*_REFRESH_ERRORS):
             await self.refresh()
         self._task = asyncio.create_task(self._loop(), name="learned-stats")
 
@@ -146,7 +151,7 @@ class LearnedStats:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
-            except (RedisError, OSError) as e:
+            except _REFRESH_ERRORS as e:
                 log.warning("stats_refresh_failed", error=type(e).__name__)
 
     async def refresh(self) -> RoutingStats:

@@ -15,6 +15,7 @@ from typing import Any
 from shared.catalog.types import Catalog, Model
 from shared.chat.request import AUTO_MODELS
 from shared.errors import ModelInactive, ModelNotFound
+from shared.providers.call import has_credential
 from shared.routing.policy import TenantPolicy
 from shared.routing.router import RULESET, Candidate, Decision, RouterConfig, RouteRequest, RoutingStats, route
 from shared.routing.router import evaluate as evaluate_candidate
@@ -47,9 +48,7 @@ def router_config(settings: Settings) -> RouterConfig:
 
 def callable_providers(settings: Settings, catalog: Catalog) -> frozenset[str]:
     """Providers this deployment can call: it has their key, or it points at the simulator."""
-    if settings.upstream_override:
-        return frozenset(catalog.providers)
-    return frozenset(p.name for p in catalog.providers.values() if settings.provider_key(p.api_key_env))
+    return frozenset(p.name for p in catalog.providers.values() if has_credential(settings, p))
 
 
 def _has_images(messages: Any) -> bool:

@@ -90,6 +90,7 @@ def test_queue_names_and_their_wake_channels() -> None:
         "ainfera:queue:interactive",
         "ainfera:queue:batch",
         "ainfera:queue:probe",
+        "ainfera:queue:control",
     ]
     assert wake_channel(QueueName.BATCH, 0) == "ainfera:queue:batch:wake:0"
     assert wake_channel(QueueName.BATCH, 11) == "ainfera:queue:batch:wake:11"

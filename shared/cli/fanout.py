@@ -1,0 +1,68 @@
+"""`ainfera-dispatch fanout run|report`: start a probe run and read what it found.
+
+Runs against the database and Redis directly (like `tenant create`): the probes themselves
+run on the workers' probe queue, so a worker must be running for a run to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from shared.db.fanout import get_run, latest_runs, run_probes
+from shared.fanout.report import render_text, summarise
+from shared.fanout.runs import start_run
+from shared.resources import open_resources
+from shared.settings import Settings
+
+TERMINAL = "completed"
+
+
+async def run_fanout(settings: Settings, provider: str | None, wait: bool, timeout_s: float = 1800) -> int:
+    async with open_resources(settings) as res:
+        run_id = await start_run(res, trigger="manual", provider=provider)
+        assert run_id is not None
+        print(run_id, flush=True)
+        if not wait:
+            return 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            async with res.db.acquire() as conn:
+                run = await get_run(conn, run_id)
+            assert run is not None
+            if run["status"] == TERMINAL and run["decided_at"] is not None:
+                break
+            if time.monotonic() > deadline:
+                print(f"run {run_id} did not finish within {timeout_s:g} s (is a worker serving the probe queue?)",
+                      file=sys.stderr)
+                return 1
+            print(f"\rprobes recorded {run['recorded']}/{run['planned']}", end="", file=sys.stderr, flush=True)
+            await asyncio.sleep(0.5)
+        print(file=sys.stderr)
+        async with res.db.acquire() as conn:
+            probes = await run_probes(conn, run_id)
+        print(render_text(summarise(run, probes)))
+        return 0
+
+
+async def report(settings: Settings, run_id: str | None) -> int:
+    from shared.db.pool import connect
+
+    conn = await connect(settings.database_url)
+    try:
+        if run_id is None:
+            latest = await latest_runs(conn, 1)
+            if not latest:
+                print("no fanout runs yet", file=sys.stderr)
+                return 1
+            run_id = str(latest[0]["id"])
+        run = await get_run(conn, run_id)
+        if run is None:
+            print(f"no fanout run {run_id}", file=sys.stderr)
+            return 1
+        probes = await run_probes(conn, run_id)
+    finally:
+        await conn.close()
+    print(render_text(summarise(run, probes)))
+    return 0

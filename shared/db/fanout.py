@@ -1,0 +1,60 @@
+"""Fanout runs and probe results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.db.queries import q
+
+
+async def create_run(conn: Any, *, run_id: str, trigger: str, provider_filter: str | None, plan: Sequence[str],
+                     not_probed: list[str], estimated_cost_usd: Decimal) -> bool:
+    """False when a run with this id exists already (a schedule slot taken by another worker)."""
+    return await conn.fetchval(q("fanout", "create_run"), run_id, trigger, provider_filter, list(plan), not_probed,
+                               estimated_cost_usd) is not None
+
+
+async def get_run(conn: Any, run_id: str) -> dict[str, Any] | None:
+    r = await conn.fetchrow(q("fanout", "get_run"), run_id)
+    return dict(r) if r else None
+
+
+async def latest_runs(conn: Any, limit: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(q("fanout", "latest_runs"), limit)]
+
+
+async def record_probe(conn: Any, probe: dict[str, Any]) -> bool:
+    """Store a probe result once; True when it was the run's last outstanding probe."""
+    return bool(await conn.fetchval(q("fanout", "record_probe"), probe))
+
+
+async def claim_decision(conn: Any, run_id: str) -> dict[str, Any] | None:
+    r = await conn.fetchrow(q("fanout", "claim_decision"), run_id)
+    return dict(r) if r else None
+
+
+async def store_decisions(conn: Any, run_id: str, guard: dict[str, Any] | None, decisions: list[Any]) -> None:
+    await conn.execute(q("fanout", "store_decisions"), run_id, guard, decisions)
+
+
+async def run_probes(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(q("fanout", "run_probes"), run_id)]
+
+
+async def recent_outcomes(conn: Any, slugs: Sequence[str], limit: int, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in await conn.fetch(q("fanout", "recent_outcomes"), list(slugs), limit, run_id):
+        row = dict(r)
+        out.setdefault(row.pop("slug"), []).append(row)
+    return out
+
+
+async def stalled_runs(conn: Any, older_than_s: float) -> list[str]:
+    return [r["id"] for r in await conn.fetch(q("fanout", "stalled_runs"), timedelta(seconds=older_than_s))]
+
+
+async def unrecorded_probes(conn: Any, run_id: str) -> list[str]:
+    return [r["slug"] for r in await conn.fetch(q("fanout", "unrecorded_probes"), run_id)]
