@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # --- worker --------------------------------------------------------------------------
     worker_max_jobs: int = 100
     batch_worker_max_jobs: int = 100
+    bulk_worker_nice: int = 10  # CPU niceness of worker processes that serve no interactive queue
     # Fallback poll when no wake-up notice arrives (deferred retries, lost notices).
     worker_poll_fallback_s: float = 1.0
     worker_job_completion_wait_s: int = 30

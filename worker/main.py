@@ -7,7 +7,8 @@
   finalization, fanout decisions and the fanout tick (every minute). `--queue batch` serves
   it too.
 Run them in one process (the default) or in separate ones (`--queue interactive`,
-`--queue batch`) so bulk work cannot take CPU from synchronous callers.
+`--queue batch`), so bulk work cannot take CPU from synchronous callers: a process that
+serves no interactive queue lowers its own CPU priority (`AINFERA_BULK_WORKER_NICE`).
 
 Job timeouts are explicit: the provider call has its own overall deadline, and the job
 gets that plus a margin for the database work, so arq never re-runs a job that is merely
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -158,4 +160,7 @@ def run_worker(settings: Settings, queues: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"error: unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
     served = list(dict.fromkeys(q for name in names for q in QUEUES[name]))
+    if QueueName.INTERACTIVE not in served and settings.bulk_worker_nice > 0:
+        # Bulk work yields the CPU to synchronous callers' processes on the same machine.
+        os.nice(settings.bulk_worker_nice)
     asyncio.run(serve(settings, served))

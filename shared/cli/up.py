@@ -73,7 +73,9 @@ def run_up(settings: Settings, *, simulate: str = "auto") -> int:
     procs: list[subprocess.Popen[bytes]] = []
     if use_sim:
         procs.append(_spawn(["sim-provider"], env))
-    procs.append(_spawn(["worker"], env))
+    # Synchronous callers get a worker of their own; bulk work runs at a lower CPU priority.
+    procs.append(_spawn(["worker", "--queue", "interactive"], env))
+    procs.append(_spawn(["worker", "--queue", "batch", "--queue", "probe"], env))
     procs.append(_spawn(["gateway"], env))
 
     stopping = False
