@@ -9,6 +9,7 @@ COPY gateway ./gateway
 COPY worker ./worker
 COPY migrations ./migrations
 RUN pip install --no-cache-dir -c constraints.txt -e . \
-    && useradd --system --uid 10001 ainfera
+    && useradd --system --uid 10001 ainfera \
+    && mkdir /keys && chown ainfera /keys
 USER ainfera
 ENTRYPOINT ["ainfera-dispatch"]

@@ -30,6 +30,14 @@ PG_ADMIN = os.environ.get("AINFERA_BENCH_PG_ADMIN_DSN", "postgresql://postgres@1
 REDIS = os.environ.get("AINFERA_BENCH_REDIS", "redis://127.0.0.1:6379")
 
 
+def _signing_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +61,7 @@ class Stack:
         return [p.pid for p in self.procs[1:-1]]
 
 
-async def _create_db(name: str) -> str:
+async def create_database(name: str) -> str:
     admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -69,7 +77,7 @@ async def _create_db(name: str) -> str:
     return dsn
 
 
-async def _drop_db(name: str) -> None:
+async def drop_database(name: str) -> None:
     admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -94,7 +102,7 @@ def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: in
                   extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """`workers` processes serving every queue, or one process per entry of `worker_queues`."""
     name = f"ainfera_bench_{uuid.uuid4().hex[:8]}"
-    dsn = asyncio.run(_create_db(name))
+    dsn = asyncio.run(create_database(name))
     gw, sim = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("AINFERA_")}
     env.update({
@@ -106,6 +114,7 @@ def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: in
         "AINFERA_UPSTREAM_OVERRIDE": f"http://127.0.0.1:{sim}",
         "AINFERA_LOG_LEVEL": "WARNING",
         "AINFERA_LOG_FORMAT": "json",
+        "AINFERA_SIGNING_KEY": _signing_key(),
         **(extra_env or {}),
     })
     subprocess.run(["redis-cli", "-u", f"{REDIS}/{redis_db}", "flushdb"], check=False, capture_output=True)
@@ -134,5 +143,5 @@ def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: in
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        asyncio.run(_drop_db(name))
+        asyncio.run(drop_database(name))
         subprocess.run(["redis-cli", "-u", f"{REDIS}/{redis_db}", "flushdb"], check=False, capture_output=True)

@@ -12,7 +12,7 @@ from gateway.errors import install_error_handlers
 from gateway.middleware import AccessLog
 from gateway.openapi import install_openapi
 from gateway.responses import JSONResponse
-from gateway.routes import admin, batches, chat, fanout, files, health, jobs, models, receipts, routing
+from gateway.routes import admin, audit, batches, chat, fanout, files, health, jobs, models, receipts, routing
 from shared.logging import configure_logging
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (chat, routing, models, files, batches, jobs, receipts, admin, fanout, health):
+    for module in (chat, routing, models, files, batches, jobs, receipts, audit, admin, fanout, health):
         app.include_router(module.router)
     app.add_middleware(AccessLog)
     return app

@@ -10,6 +10,7 @@ charge. It knows nothing of arq or HTTP frameworks, so tests call it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,6 +138,8 @@ async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms
     now = res.clock()
     done = finish(call, job_id=job.job_id, tenant_id=job.tenant_id, request=job.request,
                   receipt_id=new_receipt_id(), latency_ms=latency_ms, now=now)
+    sig = res.signer.signature_of(done.receipt.public())
+    receipt = dataclasses.replace(done.receipt, signature=sig["value"], signing_kid=sig["kid"])
     prefix, suffix = event_payload_parts(
         tenant_id=job.tenant_id, event_type=done.event_type, fields=done.event_fields, now=now, job_id=job.job_id
     )
@@ -153,7 +156,7 @@ async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms
         "finished_at": now.isoformat(),
     }
     async with res.db.acquire() as conn:
-        first = await finish_dispatch(conn, job=job_row, receipt=done.receipt.row(), event_type=done.event_type,
+        first = await finish_dispatch(conn, job=job_row, receipt=receipt.row(), event_type=done.event_type,
                                       prefix=prefix, suffix=suffix)
         if not first:
             stored = await job_outcome(conn, job.job_id)

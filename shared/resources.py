@@ -23,6 +23,7 @@ from shared.db.pool import create_pool
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
+from shared.signing import Signer, load_signer
 
 CATALOG_CHANNEL = "ainfera_catalog"
 TENANTS_CHANNEL = "ainfera_tenants"
@@ -41,6 +42,7 @@ class Resources:
     catalog: CatalogCache
     tenants: TenantDirectory
     stats: LearnedStats
+    signer: Signer
     clock: Callable[[], datetime] = utc_now
 
 
@@ -49,6 +51,8 @@ async def open_resources(
     settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[Resources]:
     """Open pools and clients, load the catalog, start listening for changes; close all on exit."""
+    signer = load_signer(settings.signing_key.get_secret_value() if settings.signing_key else None,
+                         settings.signing_key_file, settings.retired_key_files)
     async with contextlib.AsyncExitStack() as stack:
         db = await create_pool(settings.database_url, min_size=2, max_size=db_pool_size)
         stack.push_async_callback(db.close)
@@ -83,5 +87,5 @@ async def open_resources(
         stack.push_async_callback(stats.stop)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            clock=clock,
+            signer=signer, clock=clock,
         )

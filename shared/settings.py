@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     # The key the command-line client (`ainfera-dispatch batch ...`) sends to a gateway.
     api_key: SecretStr | None = None
+    # Ed25519 key that signs receipts and audit checkpoints: PEM text, or a file holding it.
+    signing_key: SecretStr | None = None
+    signing_key_file: str = ".local/signing_key.pem"
+    # Earlier keys (PEM files, comma-separated): still published, so their signatures verify.
+    retired_signing_key_files: str = ""
     provider_keys: Mapping[str, SecretStr] = Field(default_factory=_provider_keys_from_environ)
 
     # --- logging -------------------------------------------------------------------------
@@ -117,6 +122,10 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else None
+
+    @property
+    def retired_key_files(self) -> list[str]:
+        return [f.strip() for f in self.retired_signing_key_files.split(",") if f.strip()]
 
     @property
     def gateway_url(self) -> str:

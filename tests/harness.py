@@ -29,6 +29,18 @@ REDIS_BASE = os.environ.get("AINFERA_TEST_REDIS", "redis://127.0.0.1:6379")
 ADMIN_KEY = "admin-test-key-0123456789"
 
 
+def _test_signing_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+# One Ed25519 key per test session signs receipts and checkpoints.
+SIGNING_KEY_PEM = _test_signing_key()
+
+
 def dsn_for(dbname: str) -> str:
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     return f"{base}/{dbname}"
@@ -79,6 +91,7 @@ def make_settings(database_url: str, redis_db: int, **overrides: Any) -> Setting
         "database_url": database_url,
         "redis_url": f"{REDIS_BASE}/{redis_db}",
         "admin_api_key": SecretStr(ADMIN_KEY),
+        "signing_key": SecretStr(SIGNING_KEY_PEM),
         "provider_keys": {},
         "log_format": "json",
         "log_level": "WARNING",

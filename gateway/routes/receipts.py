@@ -1,14 +1,19 @@
-"""`GET /v1/receipts/{id}`: a tenant reads only its own; anything else is 404."""
+"""`GET /v1/receipts/{id}` and `GET /v1/receipts`: a tenant reads only its own; anything else is 404.
+
+Each receipt carries its Ed25519 signature (verify with `/.well-known/jwks.json`).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 
 from gateway.auth import authenticate
 from gateway.deps import gateway_state
 from gateway.responses import JSONResponse
-from shared.db.jobs import get_receipt
+from shared.db.jobs import get_receipt, list_receipts
 from shared.errors import NotFound
 
 router = APIRouter()
@@ -22,3 +27,31 @@ async def retrieve_receipt(request: Request, receipt_id: str) -> JSONResponse:
     if receipt is None:
         raise NotFound(f"No receipt '{receipt_id}'.", param="receipt_id")
     return JSONResponse(receipt.public())
+
+
+@router.get("/v1/receipts")
+async def list_tenant_receipts(
+    request: Request,
+    after: str | None = Query(default=None, description="the last id of the previous page"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    model: str | None = Query(default=None, description="only receipts of this slug"),
+    created_after: int | None = Query(default=None, ge=0, description="unix seconds, inclusive"),
+    created_before: int | None = Query(default=None, ge=0, description="unix seconds, exclusive"),
+) -> JSONResponse:
+    owner = await authenticate(request)
+
+    def ts(v: int | None) -> datetime | None:
+        return datetime.fromtimestamp(v, UTC) if v is not None else None
+
+    async with gateway_state(request).res.db.acquire() as conn:
+        rows = await list_receipts(conn, owner.tenant.id, after=after, model=model,
+                                   created_after=ts(created_after), created_before=ts(created_before),
+                                   limit=limit + 1)
+    page = rows[:limit]
+    return JSONResponse({
+        "object": "list",
+        "data": [r.public() for r in page],
+        "first_id": page[0].id if page else None,
+        "last_id": page[-1].id if page else None,
+        "has_more": len(rows) > limit,
+    })

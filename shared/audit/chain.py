@@ -58,15 +58,16 @@ class ChainBreak:
 
 
 def verify_events(
-    events: Iterable[Mapping[str, Any]], *, start_hash: str | None = None
+    events: Iterable[Mapping[str, Any]], *, start_hash: str | None = None, first_seq: int | None = None
 ) -> tuple[int, ChainBreak | None]:
     """Walk events (dicts with seq, payload, previous_hash, event_hash) in seq order.
 
-    `payload` may be the canonical text as stored or the parsed object. Returns the
-    number of events checked and the first break, if any.
+    `payload` may be the canonical text as stored or the parsed object. To check a chain
+    page by page, pass the previous page's last hash and the seq expected next. Returns
+    the number of events checked and the first break, if any.
     """
     previous = start_hash
-    expected_seq: int | None = None
+    expected_seq: int | None = first_seq
     count = 0
     for ev in events:
         seq = int(ev["seq"])

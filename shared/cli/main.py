@@ -171,6 +171,24 @@ def _up(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(run_up(settings, simulate=args.simulate))
 
 
+def _audit(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import audit
+
+    if args.audit_cmd == "verify":
+        raise SystemExit(_run(audit.verify_local(settings, args.tenant)))
+    key = args.api_key or (settings.api_key.get_secret_value() if settings.api_key else None)
+    if not key:
+        raise SystemExit("error: give --api-key or set AINFERA_API_KEY")
+    raise SystemExit(audit.verify_from_api(args.base_url or settings.gateway_url, key, args.tenant))
+
+
+def _keys(settings: Settings) -> None:
+    from shared.cli.up import ensure_signing_key
+
+    ensure_signing_key(settings)
+    print(settings.signing_key_file if settings.signing_key is None else "AINFERA_SIGNING_KEY is set", file=sys.stderr)
+
+
 def _fanout(settings: Settings, args: argparse.Namespace) -> None:
     from shared.cli import fanout
     from shared.errors import AinferaError
@@ -271,6 +289,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the simulated provider: auto = when no provider keys are set")
 
     _add_batch_parsers(sub)
+    audit = sub.add_parser("audit", help="verify a tenant's audit chain")
+    acmds = audit.add_subparsers(dest="audit_cmd", required=True)
+    av = acmds.add_parser("verify", help="from the database: every link and hash; the first bad seq")
+    av.add_argument("--tenant", required=True, help="tenant id")
+    ar = acmds.add_parser("verify-remote",
+                          help="as a customer, through the API: chain, signed checkpoint, receipt signatures")
+    ar.add_argument("--base-url", help="the gateway (default: the configured one)")
+    ar.add_argument("--api-key", help="a tenant API key (default: AINFERA_API_KEY)")
+    ar.add_argument("--tenant", help="tenant id (default: the key's own)")
+    keys = sub.add_parser("keys", help="signing keys")
+    kcmds = keys.add_subparsers(dest="keys_cmd", required=True)
+    kcmds.add_parser("generate", help="create the signing key file named by AINFERA_SIGNING_KEY_FILE if missing")
     fanout = sub.add_parser("fanout", help="probe catalog models and switch rows from the evidence")
     fcmds = fanout.add_subparsers(dest="fanout_cmd", required=True)
     fr = fcmds.add_parser("run", help="start a probe run (a worker serving the probe queue runs it)")
@@ -299,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         "up": lambda: _up(settings, args),
         "batch": lambda: _batch(settings, args),
         "fanout": lambda: _fanout(settings, args),
+        "audit": lambda: _audit(settings, args),
+        "keys": lambda: _keys(settings),
     }
     handlers[args.command]()
 

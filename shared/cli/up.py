@@ -22,6 +22,17 @@ from shared.settings import Settings
 DEMO_TENANT = "demo"
 
 
+def ensure_signing_key(settings: Settings) -> None:
+    """First run on this machine: create the key that signs receipts (kept out of git in .local/)."""
+    from pathlib import Path
+
+    from shared.signing import generate_key_file
+
+    if settings.signing_key is None and not Path(settings.signing_key_file).exists():
+        generate_key_file(Path(settings.signing_key_file))
+        print(f"created a signing key in {settings.signing_key_file} (back it up; never commit it)", file=sys.stderr)
+
+
 async def _prepare(settings: Settings) -> dict[str, str]:
     from shared.auth.keys import hash_key, new_api_key, shown_prefix
     from shared.catalog.seed import seed_catalog
@@ -63,6 +74,7 @@ def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float
 
 
 def run_up(settings: Settings, *, simulate: str = "auto") -> int:
+    ensure_signing_key(settings)
     demo = asyncio.run(_prepare(settings))
     use_sim = simulate == "always" or (simulate == "auto" and not settings.provider_keys)
     env: dict[str, Any] = dict(os.environ)

@@ -46,3 +46,9 @@ async def count_events(conn: Any, tenant_id: UUID) -> int:
 async def event_for_job(conn: Any, job_id: str) -> EventRow | None:
     r = await conn.fetchrow(q("audit", "event_for_job"), job_id)
     return _row(r) if r else None
+
+
+async def chain_head(conn: Any, tenant_id: UUID) -> tuple[int, str | None]:
+    """(seq, event_hash) of the tenant's latest event; (0, None) for an empty chain."""
+    r = await conn.fetchrow(q("audit", "chain_head"), tenant_id)
+    return (int(r["seq"]), str(r["event_hash"])) if r else (0, None)

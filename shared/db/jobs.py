@@ -46,18 +46,28 @@ async def job_outcome(conn: Any, job_id: str) -> JobRow | None:
     )
 
 
-async def get_receipt(conn: Any, receipt_id: str, tenant_id: UUID) -> Receipt | None:
-    r = await conn.fetchrow(q("jobs", "get_receipt"), receipt_id, tenant_id)
-    if r is None:
-        return None
+def _receipt(r: Any) -> Receipt:
     return Receipt(
         id=r["id"], job_id=r["job_id"], tenant_id=r["tenant_id"], status=ReceiptStatus(r["status"]),
         requested_model=r["requested_model"], model_slug=r["model_slug"], provider=r["provider"],
         upstream_model=r["upstream_model"], input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
         estimated_cost_usd=r["estimated_cost_usd"], cost_usd=r["cost_usd"], latency_ms=r["latency_ms"],
         upstream_latency_ms=r["upstream_latency_ms"], attempts=r["attempts"], error_code=r["error_code"],
-        routing=r["routing"], created_at=r["created_at"],
+        routing=r["routing"], created_at=r["created_at"], signature=r["signature"], signing_kid=r["signing_kid"],
     )
+
+
+async def get_receipt(conn: Any, receipt_id: str, tenant_id: UUID) -> Receipt | None:
+    r = await conn.fetchrow(q("jobs", "get_receipt"), receipt_id, tenant_id)
+    return _receipt(r) if r else None
+
+
+async def list_receipts(conn: Any, tenant_id: UUID, *, after: str | None, model: str | None,
+                        created_after: datetime | None, created_before: datetime | None,
+                        limit: int) -> list[Receipt]:
+    rows = await conn.fetch(q("jobs", "list_receipts"), tenant_id, after, model, created_after, created_before,
+                            limit)
+    return [_receipt(r) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ class Receipt:
     error_code: str | None
     routing: dict[str, Any] | None
     created_at: datetime
+    signature: str | None = None  # base64url Ed25519 over the public JSON without "signature"
+    signing_kid: str | None = None
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values, as the database's finish_dispatch() takes them."""
@@ -57,10 +59,21 @@ class Receipt:
             "error_code": self.error_code,
             "routing": self.routing,
             "created_at": self.created_at.isoformat(),
+            "signature": self.signature,
+            "signing_kid": self.signing_kid,
         }
 
     def public(self) -> dict[str, Any]:
-        """The API shape (money as decimal strings, the canonical slug as `model`)."""
+        """The API shape (money as decimal strings, the canonical slug as `model`), with its signature.
+
+        The signature covers exactly this object without its `signature` member (shared/signing.py).
+        """
+        body = self._unsigned()
+        if self.signature is not None:
+            body["signature"] = {"alg": "EdDSA", "kid": self.signing_kid, "value": self.signature}
+        return body
+
+    def _unsigned(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "receipt",

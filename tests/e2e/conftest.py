@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from redis import Redis
 
-from tests.harness import REDIS_BASE, create_template, drop_database, dsn_for, free_port
+from tests.harness import REDIS_BASE, SIGNING_KEY_PEM, create_template, drop_database, dsn_for, free_port
 
 REDIS_DB = 10
 ADMIN_KEY = "e2e-admin-key-0123456789"
@@ -47,6 +47,7 @@ def base_env(database_url: str, redis_db: int) -> dict[str, str]:
         "AINFERA_DATABASE_URL": database_url,
         "AINFERA_REDIS_URL": f"{REDIS_BASE}/{redis_db}",
         "AINFERA_ADMIN_API_KEY": ADMIN_KEY,
+        "AINFERA_SIGNING_KEY": SIGNING_KEY_PEM,
         "AINFERA_LOG_FORMAT": "json",
         "AINFERA_LOG_LEVEL": "WARNING",
     })

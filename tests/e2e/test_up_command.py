@@ -23,11 +23,15 @@ pytestmark = pytest.mark.e2e
 REDIS_DB = 13
 
 
-def test_up_brings_everything_up_and_ctrl_c_stops_it():
+def test_up_brings_everything_up_and_ctrl_c_stops_it(tmp_path):
     dbname = f"ainfera_up_{uuid.uuid4().hex[:10]}"
     gw_port, sim_port = free_port(), free_port()
     env = base_env(dsn_for(dbname), REDIS_DB)
     env.update({"AINFERA_GATEWAY_PORT": str(gw_port), "AINFERA_SIM_PORT": str(sim_port)})
+    # a fresh machine has no signing key: `up` makes one where the settings say
+    env.pop("AINFERA_SIGNING_KEY")
+    key_file = tmp_path / "keys" / "signing_key.pem"
+    env["AINFERA_SIGNING_KEY_FILE"] = str(key_file)
     Redis.from_url(f"{REDIS_BASE}/{REDIS_DB}").flushdb()
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli.main", "up"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -61,6 +65,7 @@ def test_up_brings_everything_up_and_ctrl_c_stops_it():
         asyncio.run(drop_database(dbname))
         Redis.from_url(f"{REDIS_BASE}/{REDIS_DB}").flushdb()
     assert code == 0, "".join(lines[-40:])
+    assert key_file.exists() and (key_file.stat().st_mode & 0o777) == 0o600
     time.sleep(0.2)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{gw_port}/healthz", timeout=2)

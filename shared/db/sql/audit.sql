@@ -16,3 +16,6 @@ SELECT count(*) FROM audit_events WHERE tenant_id = $1;
 -- name: event_for_job
 SELECT seq, event_type, job_id, payload, previous_hash, event_hash, created_at
   FROM audit_events WHERE job_id = $1;
+
+-- name: chain_head
+SELECT seq, event_hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1;

@@ -12,7 +12,7 @@ SELECT id, tenant_id, kind, status, requested_model, response, http_status, rece
 -- name: get_receipt
 SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, upstream_model, input_tokens,
        output_tokens, estimated_cost_usd, cost_usd, latency_ms, upstream_latency_ms, attempts, error_code,
-       routing, created_at
+       routing, created_at, signature, signing_kid
   FROM receipts WHERE id = $1 AND tenant_id = $2;
 
 -- name: create_stored_job
@@ -25,3 +25,18 @@ VALUES ($1, $2, $3, 'queued', $4, $5, $6);
 UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now())
  WHERE id = $1 AND status IN ('queued', 'running')
 RETURNING tenant_id, kind, request, created_at, batch_id;
+
+-- name: list_receipts
+-- A tenant's receipts, newest first; `after` is the last id of the previous page.
+SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, upstream_model, input_tokens,
+       output_tokens, estimated_cost_usd, cost_usd, latency_ms, upstream_latency_ms, attempts, error_code,
+       routing, created_at, signature, signing_kid
+  FROM receipts r
+ WHERE r.tenant_id = $1
+   AND ($2::text IS NULL OR (r.created_at, r.id) < (SELECT a.created_at, a.id FROM receipts a
+                                                      WHERE a.id = $2 AND a.tenant_id = $1))
+   AND ($3::text IS NULL OR r.model_slug = $3)
+   AND ($4::timestamptz IS NULL OR r.created_at >= $4)
+   AND ($5::timestamptz IS NULL OR r.created_at < $5)
+ ORDER BY r.created_at DESC, r.id DESC
+ LIMIT $6;
