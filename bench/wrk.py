@@ -41,7 +41,7 @@ def run(url: str, body: dict, headers: dict[str, str], *, connections: int, seco
         f.write("\n".join(lines))
         script = f.name
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script, url],
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--latency", "-s", script, url],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from uuid import UUID
 import orjson
 
 from shared.audit.writer import event_payload_parts
-from shared.db.jobs import JobRow, finish_dispatch, job_outcome
+from shared.db.jobs import JobRow, job_outcome
 from shared.errors import AinferaError, UpstreamError, UpstreamRejected, UpstreamTimeout
 from shared.ids import receipt_id as new_receipt_id
 from shared.logging import get_logger
@@ -70,12 +71,24 @@ class Outcome:
         return Outcome(http_status=int(message["status"]), body=message["body"])
 
 
-async def run_dispatch(res: Resources, job: DispatchJob, *, job_try: int = 1) -> Outcome:
+OnCommitted = Callable[["Outcome"], Awaitable[None]]
+
+
+async def _no_one_waits(_: Outcome) -> None:
+    return None
+
+
+async def run_dispatch(res: Resources, job: DispatchJob, *, job_try: int = 1,
+                       on_committed: OnCommitted = _no_one_waits) -> Outcome:
+    """Run `job` once; `on_committed` hears the outcome as soon as it is durable (before the
+    work a waiting caller need not wait for: learned statistics, the summary log line)."""
     if job_try > 1:
         async with res.db.acquire() as conn:
             done = await job_outcome(conn, job.job_id)
         if done is not None and done.response is not None:
-            return _replay(done)
+            outcome = _replay(done)
+            await on_committed(outcome)
+            return outcome
 
     started = time.monotonic()
     call = CallRecord()
@@ -92,7 +105,7 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, job_try: int = 1) ->
     except AinferaError as e:
         call.error = e
     latency_ms = int((time.monotonic() - started) * 1000)
-    return await _finish(res, job, call, latency_ms)
+    return await _finish(res, job, call, latency_ms, on_committed)
 
 
 def _may_fall_back(error: UpstreamError) -> bool:
@@ -134,7 +147,8 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
     call.upstream_latency_ms = round(result.latency_ms)
 
 
-async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int) -> Outcome:
+async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int,
+                  on_committed: OnCommitted) -> Outcome:
     now = res.clock()
     done = finish(call, job_id=job.job_id, tenant_id=job.tenant_id, request=job.request,
                   receipt_id=new_receipt_id(), latency_ms=latency_ms, now=now)
@@ -155,20 +169,24 @@ async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms
         "created_at": job.submitted_at.isoformat(),
         "finished_at": now.isoformat(),
     }
-    async with res.db.acquire() as conn:
-        first = await finish_dispatch(conn, job=job_row, receipt=receipt.row(), event_type=done.event_type,
+    first = await res.finisher.finish(job=job_row, receipt=receipt.row(), event_type=done.event_type,
                                       prefix=prefix, suffix=suffix)
-        if not first:
+    if not first:
+        async with res.db.acquire() as conn:
             stored = await job_outcome(conn, job.job_id)
-            assert stored is not None
-            return _replay(stored)
+        assert stored is not None
+        replayed = _replay(stored)
+        await on_committed(replayed)
+        return replayed
+    outcome = Outcome(http_status=done.http_status, body=done.body)
+    await on_committed(outcome)
     r = done.receipt
     if call.succeeded and job.kind not in UNLEARNED_KINDS and r.model_slug:
         await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
                             r.upstream_latency_ms)
     log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
              error_code=r.error_code, latency_ms=latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
-    return Outcome(http_status=done.http_status, body=done.body)
+    return outcome
 
 
 def _replay(done: JobRow) -> Outcome:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 from shared.settings import Settings
@@ -34,10 +35,10 @@ def configure_logging(settings: Settings, *, process: str) -> None:
     fmt = settings.log_format
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
+    console = fmt == "console"
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=True)
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(colors=True) if console
+        else structlog.processors.JSONRenderer(serializer=orjson.dumps)
     )
     structlog.configure(
         processors=[
@@ -49,7 +50,8 @@ def configure_logging(settings: Settings, *, process: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=(structlog.PrintLoggerFactory(file=sys.stderr) if console
+                        else structlog.BytesLoggerFactory(file=sys.stderr.buffer)),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(process=process)

@@ -20,6 +20,7 @@ from shared.auth.directory import TenantDirectory
 from shared.catalog.cache import CatalogCache
 from shared.db.notifications import NotificationListener
 from shared.db.pool import create_pool
+from shared.finisher import Finisher
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
@@ -43,6 +44,7 @@ class Resources:
     tenants: TenantDirectory
     stats: LearnedStats
     signer: Signer
+    finisher: Finisher
     clock: Callable[[], datetime] = utc_now
 
 
@@ -85,7 +87,9 @@ async def open_resources(
         )
         await stats.start()
         stack.push_async_callback(stats.stop)
+        finisher = Finisher(db)
+        stack.push_async_callback(finisher.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, clock=clock,
+            signer=signer, finisher=finisher, clock=clock,
         )

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,10 @@ class Signer:
 
     key: Ed25519PrivateKey
     retired: tuple[Ed25519PublicKey, ...] = ()
+    kid: str = field(init=False)
 
-    @property
-    def kid(self) -> str:
-        return jwk(self.key.public_key())["kid"]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kid", jwk(self.key.public_key())["kid"])
 
     def sign(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """`obj` with a `signature` member added."""

@@ -66,18 +66,20 @@ async def dispatch(
     res = resources(ctx)
     job = DispatchJob(job_id=job_id, tenant_id=UUID(tenant_id), kind=kind, request=request,
                       submitted_at=datetime.fromisoformat(submitted_at))
+    async def reply(outcome: Outcome) -> None:
+        if reply_to:
+            await notify_done(res.redis, reply_to, job_id, outcome.to_message())
+
     try:
-        outcome = await _retrying(ctx, run_dispatch(res, job, job_try=ctx.get("job_try", 1)), "dispatch")
+        await _retrying(ctx, run_dispatch(res, job, job_try=ctx.get("job_try", 1), on_committed=reply), "dispatch")
     except Retry:
         raise
     except Exception:
         # Process boundary: a bug must not leave a caller waiting for its timeout.
         log.exception("job_crashed", job_id=job_id)
         err = InternalError("The server had an error while processing your request.")
-        outcome = Outcome(http_status=err.status, body={**err.envelope(), "ainfera": {"job_id": job_id}})
-        await _reply(res.redis, reply_to, job_id, outcome)
+        await reply(Outcome(http_status=err.status, body={**err.envelope(), "ainfera": {"job_id": job_id}}))
         raise
-    await _reply(res.redis, reply_to, job_id, outcome)
 
 
 async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
@@ -91,10 +93,11 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
             return None  # finished, cancelled or expired meanwhile
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind, request=claimed.request,
                           submitted_at=claimed.created_at)
-        outcome = await run_dispatch(res, job, job_try=ctx.get("job_try", 1))
-        if claimed.kind == "async":
-            await notify_done(res.redis, ASYNC_CHANNEL, job_id, outcome.to_message())
-        return outcome
+        async def announce(outcome: Outcome) -> None:
+            if claimed.kind == "async":
+                await notify_done(res.redis, ASYNC_CHANNEL, job_id, outcome.to_message())
+
+        return await run_dispatch(res, job, job_try=ctx.get("job_try", 1), on_committed=announce)
 
     await _retrying(ctx, run(), "dispatch_stored")
 
@@ -108,11 +111,6 @@ async def supervise_batches(ctx: dict[str, Any], **_: Any) -> None:
 
 async def finalize(ctx: dict[str, Any], *, batch_id: str) -> None:
     await _retrying(ctx, finalize_batch(resources(ctx), batch_id), "finalize_batch")
-
-
-async def _reply(redis: Any, reply_to: str | None, job_id: str, outcome: Outcome) -> None:
-    if reply_to:
-        await notify_done(redis, reply_to, job_id, outcome.to_message())
 
 
 def decision_rules(settings: Any) -> DecisionRules:

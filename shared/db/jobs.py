@@ -36,6 +36,15 @@ async def finish_dispatch(
     return bool(await conn.fetchval(q("jobs", "finish_dispatch"), job, receipt, event_type, prefix, suffix))
 
 
+async def finish_dispatch_many(conn: Any, items: list[dict[str, Any]]) -> list[bool]:
+    """Finish several jobs in one transaction; each item holds job, receipt, event_type, prefix, suffix.
+
+    Returns, per item, whether it was finished here (False: it had been already).
+    """
+    result: list[bool] = await conn.fetchval(q("jobs", "finish_dispatch_many"), items)
+    return result
+
+
 async def job_outcome(conn: Any, job_id: str) -> JobRow | None:
     r = await conn.fetchrow(q("jobs", "job_outcome"), job_id)
     if r is None:

@@ -21,10 +21,17 @@ async def _init_connection(conn: Any) -> None:
     )
 
 
+async def _keep_session(_conn: Any) -> None:
+    """Release hook: no reset query. asyncpg's default sends `RESET ALL; UNLISTEN *; ...` on every
+    release, a round trip per acquire. Pooled connections here never carry session state (no
+    session SET, no LISTEN, only transaction-scoped advisory locks); asyncpg still rolls back a
+    transaction left open."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any:
     """A pool whose connections encode and decode json/jsonb with orjson."""
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60, reset=_keep_session
     )
 
 

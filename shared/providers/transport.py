@@ -25,6 +25,7 @@ from shared.errors import (
     UpstreamUnreachable,
 )
 from shared.logging import get_logger
+from shared.providers.fastpath import LeanTransport
 from shared.providers.types import Completion, UpstreamRequest, WireAdapter
 from shared.settings import Settings
 
@@ -90,9 +91,13 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
     """The process's shared client: HTTP/1.1 keep-alive pool, no redirects, no proxy variables read.
 
     Timeouts are set per attempt by `send`; the client default matches them so a
-    caller that bypasses `send` still gets the configured limits.
+    caller that bypasses `send` still gets the configured limits. The wire work is done by
+    our lean HTTP/1.1 transport unless `upstream_transport` asks for httpx's own.
     """
+    transport = (LeanTransport(max_connections_per_host=settings.upstream_max_connections)
+                 if settings.upstream_transport == "lean" else None)
     return httpx.AsyncClient(
+        transport=transport,
         limits=httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import arq.worker as _arq_worker
 from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
 from arq.worker import Function, Worker
@@ -22,6 +23,11 @@ from shared.queue.names import wake_channel
 from shared.queue.pool import database_of
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.subscription import Subscription
+
+# arq formats every job's arguments for an INFO line before the logger checks its level: work on
+# the hot path for nothing, and our arguments hold prompts, which are never logged. Replaced
+# once, here, for every worker of the process.
+_arq_worker.args_to_string = lambda args, kwargs: "..."  # type: ignore[attr-defined]
 
 # arq 0.28.0 (pinned in pyproject.toml) looks cron jobs this far ahead: 2 x max(poll_delay, 0.5) s.
 _CRON_LOOKAHEAD_S = 1.0

@@ -27,6 +27,7 @@ from shared.errors import (
     UpstreamTimeout,
 )
 from shared.providers.classify import MODEL_NOT_FOUND_CODE, PATH_NOT_FOUND_CODE
+from shared.providers.fastpath import LeanTransport
 from shared.providers.registry import adapter_for
 from shared.providers.transport import RetryPolicy, UpstreamResult, send
 from shared.providers.types import UpstreamRequest
@@ -85,9 +86,15 @@ def target(request: pytest.FixtureRequest) -> Target:
     return result
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
+@pytest.fixture(params=["httpx", "lean"])
+async def http(request: pytest.FixtureRequest, simulator: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Both transports pass the same contract: httpx's own and our lean one.
+
+    The simulator's fail-times counters are reset first, so each transport meets the same faults.
+    """
+    transport = LeanTransport() if request.param == "lean" else None
+    async with httpx.AsyncClient(trust_env=False, transport=transport) as client:
+        await client.delete(f"{simulator}/_sim/faults")
         yield client
 
 

@@ -109,3 +109,11 @@ def test_an_unknown_exception_keeps_its_class_name_and_message() -> None:
 def test_a_stored_value_that_is_not_a_json_object_is_refused() -> None:
     with pytest.raises(Exception, match="JSON object"):
         deserialize(b"[1, 2]")
+
+
+def test_job_arguments_are_never_formatted_for_arq_logs() -> None:
+    import arq.worker
+
+    import shared.queue.worker  # noqa: F401  (importing it replaces arq's formatter)
+
+    assert arq.worker.args_to_string(({"prompt": "secret"},), {"messages": ["secret"]}) == "..."

@@ -40,3 +40,6 @@ SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, ups
    AND ($5::timestamptz IS NULL OR r.created_at < $5)
  ORDER BY r.created_at DESC, r.id DESC
  LIMIT $6;
+
+-- name: finish_dispatch_many
+SELECT finish_dispatch_many($1);
