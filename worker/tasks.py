@@ -28,6 +28,7 @@ from shared.fanout.probe import run_probe
 from shared.fanout.runs import requeue_lost_probes, start_run
 from shared.logging import get_logger
 from shared.queue.notify import notify_done
+from shared.settings import Settings
 from shared.stored_jobs import ASYNC_CHANNEL
 from worker.context import resources
 
@@ -113,7 +114,7 @@ async def finalize(ctx: dict[str, Any], *, batch_id: str) -> None:
     await _retrying(ctx, finalize_batch(resources(ctx), batch_id), "finalize_batch")
 
 
-def decision_rules(settings: Any) -> DecisionRules:
+def decision_rules(settings: Settings) -> DecisionRules:
     return DecisionRules(deactivate_after=settings.fanout_deactivate_after,
                          reactivate_after=settings.fanout_reactivate_after,
                          pass_rate_floor=settings.fanout_pass_rate_floor)

@@ -10,7 +10,7 @@ Lines follow OpenAI's batch output format, in input order:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -56,25 +56,25 @@ def render_failure(batch_id: str, row: Any, batch_status: str) -> bytes:
     }) + b"\n"
 
 
-async def output_lines(db: Any, batch_id: str) -> AsyncIterator[bytes]:
+async def _paged(db: Any, fetch: Callable[[Any, int], Awaitable[list[Any]]],
+                 render: Callable[[Any], bytes]) -> AsyncIterator[bytes]:
+    """Rendered lines, fetched a page at a time in line order (a connection is held per page only)."""
     after = 0
     while True:
         async with db.acquire() as conn:
-            rows = await succeeded_lines_after(conn, batch_id, after, PAGE)
+            rows = await fetch(conn, after)
         if not rows:
             return
         for row in rows:
-            yield render_success(batch_id, row)
+            yield render(row)
         after = rows[-1]["line_no"]
 
 
-async def error_lines(db: Any, batch_id: str, batch_status: str) -> AsyncIterator[bytes]:
-    after = 0
-    while True:
-        async with db.acquire() as conn:
-            rows = await unsucceeded_lines_after(conn, batch_id, after, PAGE)
-        if not rows:
-            return
-        for row in rows:
-            yield render_failure(batch_id, row, batch_status)
-        after = rows[-1]["line_no"]
+def output_lines(db: Any, batch_id: str) -> AsyncIterator[bytes]:
+    return _paged(db, lambda conn, after: succeeded_lines_after(conn, batch_id, after, PAGE),
+                  lambda row: render_success(batch_id, row))
+
+
+def error_lines(db: Any, batch_id: str, batch_status: str) -> AsyncIterator[bytes]:
+    return _paged(db, lambda conn, after: unsucceeded_lines_after(conn, batch_id, after, PAGE),
+                  lambda row: render_failure(batch_id, row, batch_status))

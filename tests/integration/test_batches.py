@@ -240,6 +240,18 @@ async def test_cancelling_a_finished_batch_is_400(system):
 # --- cancel and expiry ---------------------------------------------------------------------------
 
 
+async def batch_with_some_lines_done(client, auth, file_id: str, done: int) -> dict:
+    """Create a batch and return once `done` of its lines have succeeded."""
+    b = (await client.post("/v1/batches", headers=auth, json={
+        "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"})).json()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while (await client.get(f"/v1/batches/{b['id']}", headers=auth)).json()["request_counts"]["completed"] < done:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.05)
+    return b
+
+
 def every_custom_id_once(out: list[dict], err: list[dict], expected: list[str]) -> None:
     seen = [x["custom_id"] for x in out] + [x["custom_id"] for x in err]
     assert sorted(seen) == sorted(expected)
@@ -259,13 +271,7 @@ async def test_cancel_keeps_finished_lines_and_reports_the_rest(throttled):
     client, auth, settings = throttled
     ids = [f"c{i}" for i in range(300)]
     f = (await upload(client, auth, jsonl(*[line(c, text="slow [sim:latency=200]") for c in ids]))).json()
-    b = (await client.post("/v1/batches", headers=auth, json={
-        "input_file_id": f["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"})).json()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while (await client.get(f"/v1/batches/{b['id']}", headers=auth)).json()["request_counts"]["completed"] < 5:
-        assert loop.time() < deadline
-        await asyncio.sleep(0.05)
+    b = await batch_with_some_lines_done(client, auth, f["id"], 5)
     r = await client.post(f"/v1/batches/{b['id']}/cancel", headers=auth)
     assert r.status_code == 200 and r.json()["status"] == "cancelling"
     done = await wait_for_batch(client, auth, b["id"])
@@ -288,13 +294,7 @@ async def test_an_expired_batch_keeps_finished_lines_and_reports_the_rest_as_exp
     client, auth, settings = throttled
     ids = [f"e{i}" for i in range(300)]
     f = (await upload(client, auth, jsonl(*[line(c, text="slow [sim:latency=200]") for c in ids]))).json()
-    b = (await client.post("/v1/batches", headers=auth, json={
-        "input_file_id": f["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"})).json()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 20
-    while (await client.get(f"/v1/batches/{b['id']}", headers=auth)).json()["request_counts"]["completed"] < 5:
-        assert loop.time() < deadline
-        await asyncio.sleep(0.05)
+    b = await batch_with_some_lines_done(client, auth, f["id"], 5)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await conn.execute("UPDATE batches SET expires_at = now() WHERE id = $1", b["id"])  # 24 h pass
