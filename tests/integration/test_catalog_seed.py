@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -49,10 +51,11 @@ async def test_catalog_changes_notify_listeners(database_url):
     try:
         await listener.add_listener("ainfera_catalog", lambda *args: got.append(args[2]))
         await conn.execute("UPDATE providers SET active = false WHERE name = 'xai'")
-        for _ in range(200):
+        for _ in range(500):  # bounded: about 5 s
             if got:
                 break
             await listener.execute("SELECT 1")
+            await asyncio.sleep(0.01)
         assert got == ["ainfera_catalog"]
     finally:
         await conn.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import httpx
 import orjson
@@ -98,10 +100,11 @@ async def test_inactive_model_is_refused_with_its_reason(system, settings):
     client, auth, _ = system
     await rows(settings, "UPDATE models SET active = false, deactivation_reason = 'probe:model_not_found' "
                          "WHERE slug = 'gpt-4o@openai'")
-    for _ in range(100):  # the catalog cache reloads on NOTIFY; wait for it without sleeping blindly
+    for _ in range(250):  # the catalog cache reloads on NOTIFY; wait for it without sleeping blindly (bounded: 5 s)
         r = await client.post("/v1/chat/completions", json=chat("gpt-4o@openai"), headers=auth)
         if r.status_code == 404:
             break
+        await asyncio.sleep(0.02)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "model_inactive"
     assert "probe:model_not_found" in r.json()["error"]["message"]
