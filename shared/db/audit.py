@@ -39,15 +39,6 @@ async def list_events(conn: Any, tenant_id: UUID, since_seq: int, limit: int) ->
     return [_row(r) for r in await conn.fetch(q("audit", "list_events"), tenant_id, since_seq, limit)]
 
 
-async def count_events(conn: Any, tenant_id: UUID) -> int:
-    return int(await conn.fetchval(q("audit", "count_events"), tenant_id))
-
-
-async def event_for_job(conn: Any, job_id: str) -> EventRow | None:
-    r = await conn.fetchrow(q("audit", "event_for_job"), job_id)
-    return _row(r) if r else None
-
-
 async def chain_head(conn: Any, tenant_id: UUID) -> tuple[int, str | None]:
     """(seq, event_hash) of the tenant's latest event; (0, None) for an empty chain."""
     r = await conn.fetchrow(q("audit", "chain_head"), tenant_id)

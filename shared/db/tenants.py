@@ -49,10 +49,6 @@ async def owner_of_key_hash(conn: Any, key_hash: bytes) -> KeyOwner | None:
     return KeyOwner(r["key_id"], TenantRow(r["tenant_id"], r["name"], r["spend_policy"]))
 
 
-async def revoke_api_key(conn: Any, key_id: UUID) -> bool:
-    return await conn.fetchval(q("tenants", "revoke_api_key"), key_id) is not None
-
-
 async def tenant_by_name(conn: Any, name: str) -> TenantRow | None:
     r = await conn.fetchrow(q("tenants", "tenant_by_name"), name)
     return TenantRow(r["id"], r["name"], r["spend_policy"]) if r else None

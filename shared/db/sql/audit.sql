@@ -10,12 +10,5 @@ SELECT seq, event_type, job_id, payload, previous_hash, event_hash, created_at
  ORDER BY seq
  LIMIT $3;
 
--- name: count_events
-SELECT count(*) FROM audit_events WHERE tenant_id = $1;
-
--- name: event_for_job
-SELECT seq, event_type, job_id, payload, previous_hash, event_hash, created_at
-  FROM audit_events WHERE job_id = $1;
-
 -- name: chain_head
 SELECT seq, event_hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1;

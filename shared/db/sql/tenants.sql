@@ -17,8 +17,5 @@ SELECT k.id AS key_id, t.id AS tenant_id, t.name, t.spend_policy
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
 
--- name: revoke_api_key
-UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id;
-
 -- name: tenant_by_name
 SELECT id, name, spend_policy, created_at FROM tenants WHERE name = $1 ORDER BY created_at LIMIT 1;
