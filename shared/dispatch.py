@@ -141,6 +141,8 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
 
 async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call: CallRecord,
                     remaining_s: float) -> None:
+    if cand.reasoning_effort is not None:  # ainfera-auto chose the effort (only when the caller set none)
+        body = {**body, "reasoning_effort": cand.reasoning_effort}
     result = await call_model(res.http, res.settings, cand.model, cand.provider, body, deadline_s=remaining_s)
     call.completion = result.completion
     call.attempts += result.attempts
@@ -183,7 +185,7 @@ async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms
     r = done.receipt
     if call.succeeded and job.kind not in UNLEARNED_KINDS and r.model_slug:
         await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
-                            r.upstream_latency_ms)
+                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort)
     log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
              error_code=r.error_code, latency_ms=latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
     return outcome

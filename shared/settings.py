@@ -118,7 +118,10 @@ class Settings(BaseSettings):
     probe_worker_max_jobs: int = 32
 
     # --- simulated provider --------------------------------------------------------------
-    sim_latency_ms: float = 50.0
+    # A fixed answer time for every model (benchmarks); unset: each model's catalog profile.
+    sim_latency_ms: float | None = None
+    # The profile's world time is multiplied by this: 0.01 answers a 195-s reasoning call in 2 s.
+    sim_time_scale: float = Field(default=0.01, gt=0, le=1)
 
     @field_validator("upstream_override")
     @classmethod

@@ -2,7 +2,7 @@
 
 - `interactive`: synchronous calls (`dispatch`), never behind bulk work;
 - `batch`: stored jobs (async calls and batch lines, `dispatch_stored`);
-- `probe`: fanout probes;
+- `probe`: fanout planning (here, where the keys are) and probes;
 - `control`: housekeeping: the batch supervisor's tick (arq cron, every second), batch
   finalization, fanout decisions and the fanout tick (every minute). `--queue batch` serves
   it too.
@@ -33,7 +33,7 @@ from arq.worker import func
 
 from shared.batches.finalize import FINALIZE_FUNCTION
 from shared.batches.supervisor import SupervisorConfig
-from shared.fanout.runs import DECIDE_FUNCTION, PROBE_FUNCTION
+from shared.fanout.runs import DECIDE_FUNCTION, PLAN_FUNCTION, PROBE_FUNCTION
 from shared.queue.names import QueueName
 from shared.queue.worker import WakingWorker
 from shared.resources import Resources, open_resources
@@ -47,6 +47,7 @@ from worker.tasks import (
     dispatch_stored,
     fanout_tick,
     finalize,
+    plan_fanout,
     probe_model,
     supervise_batches,
 )
@@ -74,7 +75,10 @@ def _functions(settings: Settings, queue: QueueName) -> tuple[list[Any], list[An
         return [func(dispatch_stored, name=STORED_FUNCTION, timeout=timeout, max_tries=DISPATCH_MAX_TRIES)], []
     if queue == QueueName.PROBE:
         probe_timeout = settings.fanout_probe_timeout_s + JOB_TIMEOUT_MARGIN_S
-        return [func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES)], []
+        return [
+            func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES),
+            func(plan_fanout, name=PLAN_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES),
+        ], []
     return (
         [
             func(finalize, name=FINALIZE_FUNCTION, timeout=FINALIZE_TIMEOUT_S, max_tries=DISPATCH_MAX_TRIES),

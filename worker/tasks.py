@@ -25,7 +25,7 @@ from shared.dispatch import DispatchJob, Outcome, run_dispatch
 from shared.errors import InternalError
 from shared.fanout.decide import DecisionRules, decide_run
 from shared.fanout.probe import run_probe
-from shared.fanout.runs import requeue_lost_probes, start_run
+from shared.fanout.runs import continue_run, plan_queued_run, queue_planning, start_run
 from shared.logging import get_logger
 from shared.queue.notify import notify_done
 from shared.settings import Settings
@@ -141,24 +141,33 @@ async def probe_model(ctx: dict[str, Any], *, run_id: str, slug: str) -> None:
     await _retrying(ctx, run(), "probe_model")
 
 
+async def plan_fanout(ctx: dict[str, Any], *, run_id: str) -> None:
+    """Plan a requested fanout run here, where the probes are made (keys, simulator), and queue them."""
+    res = resources(ctx)
+    await _retrying(ctx, plan_queued_run(res, run_id), "plan_fanout")
+
+
 async def decide_fanout(ctx: dict[str, Any], *, run_id: str) -> None:
     res = resources(ctx)
     await _retrying(ctx, decide_run(res, run_id, decision_rules(res.settings)), "decide_fanout")
 
 
 async def fanout_tick(ctx: dict[str, Any], **_: Any) -> None:
-    """Every minute: start the scheduled run when one is due; re-queue probes lost with Redis."""
+    """Every minute: ask for the scheduled run when one is due; re-queue planning and probe jobs
+    lost with Redis."""
     res = resources(ctx)
 
     async def run() -> None:
         interval = res.settings.fanout_interval_s
         if interval > 0:
             slot = int(res.clock().timestamp() // interval)
-            await start_run(res, trigger="schedule", run_id=f"fanout_sched_{slot}")
+            await start_run(res.db, res.redis, trigger="schedule", run_id=f"fanout_sched_{slot}")
         async with res.db.acquire() as conn:
             stalled = await stalled_runs(conn, older_than_s=max(60.0, res.settings.fanout_probe_timeout_s * 3))
-        for run_id in stalled:
-            if await requeue_lost_probes(res, run_id) == 0:
-                await decide_run(res, run_id, decision_rules(res.settings))
+        for run_id, status in stalled:
+            if status == "planning":
+                await queue_planning(res.redis, run_id)
+            else:
+                await continue_run(res, run_id)
 
     await _retrying(ctx, run(), "fanout_tick")

@@ -28,7 +28,7 @@ async def create_run(request: Request) -> JSONResponse:
     provider = data.get("provider")
     if provider is not None and not isinstance(provider, str):
         raise InvalidRequest("'provider' must be a string.", param="provider")
-    run_id = await start_run(st.res, trigger="manual", provider=provider)
+    run_id = await start_run(st.res.db, st.res.redis, trigger="manual", provider=provider)
     assert run_id is not None
     async with st.res.db.acquire() as conn:
         run = await get_run(conn, run_id)

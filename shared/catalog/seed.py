@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.catalog.types import Model, Provider, Stack, WireFormat
+from shared.catalog.types import FastVariant, Model, Provider, Stack, WireFormat
 from shared.db.catalog import upsert_model, upsert_provider
 
 CATALOG_FILE = Path(__file__).with_name("data") / "catalog.json"
@@ -64,11 +64,23 @@ def load_seed(path: Path = CATALOG_FILE) -> SeedRows:
                     output_tokens_per_s=m.get("output_tokens_per_s"),
                     active=not retired,
                     deactivation_reason=f"catalog:{RETIRED_STATUS}" if retired else None,
+                    fast_variant=fast_variant(m),
+                    reasoning_efforts=tuple(m["reasoning_efforts"]) if m.get("reasoning_efforts") else None,
                 ),
                 status,
             )
         )
     return SeedRows(providers=providers, models=models)
+
+
+def fast_variant(row: dict[str, Any]) -> FastVariant | None:
+    """The catalog row's `aa_fast_variant` (its index, latency and the effort that reaches it)."""
+    fv = row.get("aa_fast_variant")
+    if not fv:
+        return None
+    return FastVariant(aa_index=fv.get("aa_index"), p50_ttft_ms=fv.get("p50_ttft_ms"),
+                       output_tokens_per_s=fv.get("output_tokens_per_s"),
+                       reasoning_effort=fv.get("reasoning_effort"))
 
 
 async def seed_catalog(conn: Any, rows: SeedRows | None = None) -> tuple[int, int]:

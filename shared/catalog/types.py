@@ -39,6 +39,20 @@ class Provider:
 
 
 @dataclass(frozen=True, slots=True)
+class FastVariant:
+    """A reasoning model called at its lowest effort (or with reasoning off), as the research measured it.
+
+    `reasoning_effort` is the value that reaches this variant at the model's provider; None when
+    the provider documents none, and then nothing may ask for the variant.
+    """
+
+    aa_index: float | None
+    p50_ttft_ms: int | None
+    output_tokens_per_s: float | None
+    reasoning_effort: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     slug: str
     provider: str
@@ -56,6 +70,14 @@ class Model:
     active: bool = True
     deactivation_reason: str | None = None
     model_family: str = ""
+    fast_variant: FastVariant | None = None
+    reasoning_efforts: tuple[str, ...] | None = None  # values the provider accepts; None: not documented
+
+    @property
+    def low_effort(self) -> str | None:
+        """The `reasoning_effort` that selects the fast variant, when one is documented."""
+        fv = self.fast_variant
+        return fv.reasoning_effort if fv is not None and fv.aa_index is not None else None
 
     @property
     def upstream_model(self) -> str:

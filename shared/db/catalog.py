@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.catalog.types import Catalog, Model, Provider, Stack, WireFormat
+from shared.catalog.types import Catalog, FastVariant, Model, Provider, Stack, WireFormat
 from shared.db.queries import q
 
 
@@ -45,10 +45,21 @@ async def load_catalog(conn: Any, *, version: int = 0) -> Catalog:
             output_tokens_per_s=r["output_tokens_per_s"],
             active=r["active"],
             deactivation_reason=r["deactivation_reason"],
+            fast_variant=_fast_variant(r),
+            reasoning_efforts=tuple(r["reasoning_efforts"]) if r["reasoning_efforts"] is not None else None,
         )
         for r in mrows
     }
     return Catalog(providers=providers, models=models, version=version)
+
+
+async def provider_names(conn: Any) -> set[str]:
+    return {r["name"] for r in await conn.fetch(q("catalog", "provider_names"))}
+
+
+def _fast_variant(r: Any) -> FastVariant | None:
+    figures = (r["fast_aa_index"], r["fast_p50_ttft_ms"], r["fast_output_tokens_per_s"], r["fast_reasoning_effort"])
+    return None if all(v is None for v in figures) else FastVariant(*figures)
 
 
 async def upsert_provider(conn: Any, p: Provider) -> None:
@@ -66,6 +77,7 @@ async def upsert_provider(conn: Any, p: Provider) -> None:
 
 
 async def upsert_model(conn: Any, m: Model, *, catalog_status: str | None) -> None:
+    fv = m.fast_variant
     await conn.execute(
         q("catalog", "upsert_model"),
         m.slug,
@@ -85,6 +97,11 @@ async def upsert_model(conn: Any, m: Model, *, catalog_status: str | None) -> No
         catalog_status,
         m.active,
         m.deactivation_reason,
+        fv.aa_index if fv else None,
+        fv.p50_ttft_ms if fv else None,
+        fv.output_tokens_per_s if fv else None,
+        fv.reasoning_effort if fv else None,
+        list(m.reasoning_efforts) if m.reasoning_efforts is not None else None,
     )
 
 

@@ -10,10 +10,16 @@ from typing import Any
 from shared.db.queries import q
 
 
-async def create_run(conn: Any, *, run_id: str, trigger: str, provider_filter: str | None, plan: Sequence[str],
-                     not_probed: list[str], estimated_cost_usd: Decimal) -> bool:
-    """False when a run with this id exists already (a schedule slot taken by another worker)."""
-    return await conn.fetchval(q("fanout", "create_run"), run_id, trigger, provider_filter, list(plan), not_probed,
+async def create_run(conn: Any, *, run_id: str, trigger: str, provider_filter: str | None) -> bool:
+    """Record a run to be planned. False when a run with this id exists already (a schedule slot
+    taken by another worker)."""
+    return await conn.fetchval(q("fanout", "create_run"), run_id, trigger, provider_filter) is not None
+
+
+async def store_run_plan(conn: Any, run_id: str, *, plan: Sequence[str], not_probed: list[str],
+                   estimated_cost_usd: Decimal) -> bool:
+    """Store a run's plan; False when it was planned already (a planning job that ran twice)."""
+    return await conn.fetchval(q("fanout", "store_run_plan"), run_id, list(plan), not_probed,
                                estimated_cost_usd) is not None
 
 
@@ -52,8 +58,10 @@ async def recent_outcomes(conn: Any, slugs: Sequence[str], limit: int, run_id: s
     return out
 
 
-async def stalled_runs(conn: Any, older_than_s: float) -> list[str]:
-    return [r["id"] for r in await conn.fetch(q("fanout", "stalled_runs"), timedelta(seconds=older_than_s))]
+async def stalled_runs(conn: Any, older_than_s: float) -> list[tuple[str, str]]:
+    """(run id, status) of runs still planning or running after `older_than_s`."""
+    rows = await conn.fetch(q("fanout", "stalled_runs"), timedelta(seconds=older_than_s))
+    return [(r["id"], r["status"]) for r in rows]
 
 
 async def unrecorded_probes(conn: Any, run_id: str) -> list[str]:

@@ -8,9 +8,18 @@ from typing import Any
 from shared.db.queries import q
 
 
-async def recent_samples(conn: Any, slugs: Sequence[str], window: int) -> dict[str, list[tuple[int, int, int | None]]]:
-    """Per slug, newest first: (input tokens, output tokens, upstream latency ms) of its last `window` receipts."""
-    out: dict[str, list[tuple[int, int, int | None]]] = {}
-    for r in await conn.fetch(q("stats", "recent_samples"), list(slugs), window):
-        out.setdefault(r["slug"], []).append((r["input_tokens"], r["output_tokens"], r["upstream_latency_ms"]))
+async def recent_ratios(conn: Any, slugs: Sequence[str], window: int) -> dict[str, list[tuple[int, int]]]:
+    """Per slug, newest first: (input tokens, output tokens) of its last `window` receipts."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for r in await conn.fetch(q("stats", "recent_ratios"), list(slugs), window):
+        out.setdefault(r["slug"], []).append((r["input_tokens"], r["output_tokens"]))
+    return out
+
+
+async def recent_latencies(conn: Any, slugs: Sequence[str],
+                           window: int) -> dict[tuple[str, str | None], list[int]]:
+    """Per (slug, reasoning effort sent), newest first: the upstream latencies of its last `window` receipts."""
+    out: dict[tuple[str, str | None], list[int]] = {}
+    for r in await conn.fetch(q("stats", "recent_latencies"), list(slugs), window):
+        out.setdefault((r["slug"], r["reasoning_effort"]), []).append(r["upstream_latency_ms"])
     return out

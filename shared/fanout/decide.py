@@ -1,10 +1,15 @@
 """Deciding from a finished run: deactivate a model after K consecutive failed runs, reactivate it
 after M consecutive passes, and write each switch with its evidence to the system audit chain.
 
-Guard against our own outage: when the run's pass rate is under a floor, or its failures look
-like our side (every failure a connection failure, across several providers), no model is
-deactivated and the run says why. Runs whose decisions were withheld do not count towards
-anyone's streak. Exactly one caller applies a run's decisions (`claim_decision`).
+Guard against our own outage: when the run's failures look like our side or a provider-wide
+outage rather than broken rows, no model is deactivated and the run says why. Failures that
+carry evidence about the row itself (the provider named the model unknown, the row's URL is
+invalid, the provider's host has no such path) are not outage signs: a catalog with many
+broken mappings must still be cleaned up. The rest (timeouts, connection failures, 5xx,
+auth) is weighed against the passes: under a floor, or every failure a connection failure
+across several providers, or no probe passing at all, decisions are withheld. Runs whose
+decisions were withheld do not count towards anyone's streak. Exactly one caller applies a
+run's decisions (`claim_decision`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ SYSTEM_TENANT = UUID("00000000-0000-0000-0000-000000000000")
 PROBE_REASON_PREFIX = "probe:"
 MANUAL_REASON_PREFIX = "manual:"  # an operator's switch: probes never override it
 OUR_SIDE_REASONS = frozenset({"unreachable"})
+# Failures that describe the row, whatever the state of the network: the provider answered and
+# named the model unknown, the row's URL cannot be built, or the provider's host has no such path.
+ROW_EVIDENCE_REASONS = frozenset({"model_not_found", "invalid_upstream_url", "http_404_path"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +50,16 @@ def guard_reason(probes: list[dict[str, Any]], rules: DecisionRules) -> str | No
     failed = [p for p in probes if p["outcome"] == "failed"]
     if not failed:
         return None
-    rate = passed / (passed + len(failed))
-    if rate < rules.pass_rate_floor:
-        return (f"pass rate {rate:.0%} is under the floor of {rules.pass_rate_floor:.0%}: "
-                "this looks like an outage on our side or the providers', not broken rows")
+    ambiguous = [p for p in failed if p["reason"] not in ROW_EVIDENCE_REASONS]
+    if ambiguous:
+        rate = passed / (passed + len(ambiguous))
+        if rate < rules.pass_rate_floor:
+            return (f"pass rate {rate:.0%} (leaving out {len(failed) - len(ambiguous)} failures that name a broken "
+                    f"row) is under the floor of {rules.pass_rate_floor:.0%}: this looks like an outage on our "
+                    "side or the providers', not broken rows")
+    if passed == 0:
+        return ("no probe passed: with nothing known to work, failures cannot be told apart from an outage "
+                "on our side")
     unreachable = {p["provider"] for p in failed if p["reason"] in OUR_SIDE_REASONS}
     if len(unreachable) == len({p["provider"] for p in failed}) and len(unreachable) >= rules.our_side_min_providers:
         return (f"every failure was a connection failure, across {len(unreachable)} providers: "

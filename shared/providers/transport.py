@@ -2,6 +2,12 @@
 
 httpx errors are translated into our errors here and nowhere else. Adapters build and
 parse; this module only moves bytes and decides whether to try again.
+
+Latency is measured here too. When the simulated provider stands in (an upstream
+override is set), it answers on a compressed clock and says how much world time it
+skipped; the reported latency adds that back, so what the router learns is the simulated
+world's time (see `shared/simulator/profiles.py`). Real providers send no such header,
+and it is never read from them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from shared.logging import get_logger
 from shared.providers.fastpath import LeanTransport
 from shared.providers.types import Completion, UpstreamRequest, WireAdapter
 from shared.settings import Settings
+from shared.simulator.profiles import SKIPPED_HEADER
 
 log = get_logger(__name__)
 
@@ -48,6 +55,7 @@ class RetryPolicy:
     max_retries: int
     retry_after_cap_s: float
     backoff_base_s: float
+    simulated_clock: bool = False  # add back the world time the simulated provider skipped
     sleep: Sleep = field(default=asyncio.sleep, repr=False)
     jitter: Callable[[], float] = field(default=random.random, repr=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
@@ -61,6 +69,7 @@ class RetryPolicy:
             max_retries=settings.upstream_max_retries,
             retry_after_cap_s=settings.upstream_retry_after_cap_s,
             backoff_base_s=settings.upstream_backoff_base_s,
+            simulated_clock=settings.upstream_override is not None,
             sleep=sleep,
         )
 
@@ -79,7 +88,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResult:
-    """A completion and how it was obtained: attempts made, the answering attempt's latency, total time."""
+    """A completion and how it was obtained: attempts made, the answering attempt's latency (in the
+    simulated world's time when the simulator stands in), total time."""
 
     completion: Completion
     attempts: int
@@ -127,7 +137,7 @@ async def send(
                 attempts += 1
                 attempt_started = policy.clock()
                 try:
-                    completion = await _attempt(http, adapter, request, policy)
+                    completion, skipped_ms = await _attempt(http, adapter, request, policy)
                 except UpstreamError as error:
                     wait = _retry_wait(
                         error, attempts, policy, remaining=policy.deadline_s - (policy.clock() - started)
@@ -149,7 +159,7 @@ async def send(
                 return UpstreamResult(
                     completion=completion,
                     attempts=attempts,
-                    latency_ms=(now - attempt_started) * 1000.0,
+                    latency_ms=(now - attempt_started) * 1000.0 + skipped_ms,
                     elapsed_ms=(now - started) * 1000.0,
                 )
     except TimeoutError:
@@ -177,8 +187,9 @@ def _retry_wait(error: UpstreamError, attempts: int, policy: RetryPolicy, *, rem
 
 async def _attempt(
     http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, policy: RetryPolicy
-) -> Completion:
-    """One POST, its body read in full, parsed by the adapter. httpx errors become ours here."""
+) -> tuple[Completion, float]:
+    """One POST, its body read in full, parsed by the adapter; also the world time the simulated
+    provider skipped (0 from anyone else). httpx errors become ours here."""
     try:
         upstream = http.build_request(
             "POST",
@@ -215,4 +226,12 @@ async def _attempt(
         ) from None
     finally:
         await response.aclose()
-    return adapter.parse(response.status_code, response.headers, content)
+    completion = adapter.parse(response.status_code, response.headers, content)
+    return completion, _skipped_ms(response.headers) if policy.simulated_clock else 0.0
+
+
+def _skipped_ms(headers: httpx.Headers) -> float:
+    try:
+        return max(0.0, float(headers.get(SKIPPED_HEADER, 0)))
+    except ValueError:
+        return 0.0

@@ -49,6 +49,14 @@ def _sha256(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+def sent_effort(served: Candidate | None, request: dict[str, Any]) -> str | None:
+    """The reasoning effort the call carried: the caller's own, else the one ainfera-auto chose."""
+    own = request.get("reasoning_effort")
+    if own is not None:
+        return str(own)
+    return served.reasoning_effort if served is not None else None
+
+
 def finish(
     call: CallRecord,
     *,
@@ -73,6 +81,7 @@ def finish(
     decision_log = call.plan.decision_log if call.plan and call.plan.auto else None
     model = served.model if served else None
     provider = served.provider.name if served else None
+    effort = sent_effort(served, request)
 
     meta: dict[str, Any] = {
         "job_id": job_id,
@@ -82,6 +91,8 @@ def finish(
         "cost_usd": money(cost),
         "estimated_cost_usd": money(estimated) if estimated is not None else None,
     }
+    if served is not None and served.reasoning_effort is not None:
+        meta["reasoning_effort"] = served.reasoning_effort  # chosen by ainfera-auto for a latency budget
     if call.fallbacks:
         meta["fallbacks"] = call.fallbacks
     if decision_log is not None:
@@ -129,6 +140,7 @@ def finish(
         error_code=call.error.code if call.error else None,
         routing=routing,
         created_at=now,
+        reasoning_effort=effort,
     )
     fields: dict[str, Any] = {
         "receipt_id": receipt_id,
@@ -148,6 +160,9 @@ def finish(
     if decision_log is not None:
         fields["decision_log"] = decision_log
         fields["original_choice"] = call.plan.chosen.model.slug if call.plan else None
+    if effort is not None:
+        fields["reasoning_effort"] = effort
+        fields["reasoning_effort_source"] = "caller" if request.get("reasoning_effort") else "ainfera-auto"
     if call.fallbacks:
         fields["fallbacks"] = call.fallbacks
     if call.error:

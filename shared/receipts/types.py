@@ -37,6 +37,7 @@ class Receipt:
     created_at: datetime
     signature: str | None = None  # base64url Ed25519 over the public JSON without "signature"
     signing_kid: str | None = None
+    reasoning_effort: str | None = None  # the effort the call carried: the caller's, or ainfera-auto's choice
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values, as the database's finish_dispatch() takes them."""
@@ -61,6 +62,7 @@ class Receipt:
             "created_at": self.created_at.isoformat(),
             "signature": self.signature,
             "signing_kid": self.signing_kid,
+            "reasoning_effort": self.reasoning_effort,
         }
 
     def public(self) -> dict[str, Any]:
@@ -74,7 +76,7 @@ class Receipt:
         return body
 
     def _unsigned(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "id": self.id,
             "object": "receipt",
             "job_id": self.job_id,
@@ -93,6 +95,10 @@ class Receipt:
             "routing": self.routing,
             "created_at": int(self.created_at.timestamp()),
         }
+        if self.reasoning_effort is not None:
+            # Present only when set, so receipts signed before the field existed still verify.
+            body["reasoning_effort"] = self.reasoning_effort
+        return body
 
 
 def money(value: Decimal) -> str:

@@ -69,6 +69,7 @@ def route_request(request: Mapping[str, Any]) -> RouteRequest:
         max_cost_usd=hint.get("max_cost_usd"),
         stack=hint.get("stack"),
         latency_budget_ms=hint.get("latency_budget_ms"),
+        reasoning_effort=request.get("reasoning_effort"),
     )
 
 

@@ -79,6 +79,9 @@ class AnthropicDialect:
     def model_not_found(self, model: str) -> Reply:
         return self.error(404, f"model: {model}")
 
+    def unsupported_value(self, param: str, value: str, supported: tuple[str, ...]) -> Reply:
+        return self.error(400, f"{param}: Input should be {' or '.join(repr(v) for v in supported)}")
+
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
         reply = self.error(status, _FAILURE_MESSAGES.get(status, f"Simulated failure (HTTP {status})"))
         if status != 429:

@@ -1,8 +1,10 @@
 """The simulated provider as one raw ASGI app: route by real host and path, then answer in dialect.
 
 Pipeline for a provider request: exact route -> method -> credentials -> JSON ->
-validation -> model name -> faults (prompt directives, else control rules) -> answer.
-Rejections before the fault step answer at once; everything after waits the latency.
+validation -> model name -> the model's parameter rules -> faults (prompt directives,
+else control rules) -> answer. Rejections before the fault step answer at once;
+everything after waits the latency: a fixed one when configured, else the model's
+catalog profile on the compressed clock (`profiles.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse
 from shared.simulator.faults import FaultBook
 from shared.simulator.knowledge import Knowledge, ProviderFacts, load_knowledge
 from shared.simulator.openai_dialect import OpenAIDialect
+from shared.simulator.profiles import SKIPPED_HEADER, LatencyPriors
 from shared.simulator.stats import Stats
 
 _DIALECTS: Mapping[WireFormat, Dialect] = {
@@ -36,9 +39,10 @@ _DIALECTS: Mapping[WireFormat, Dialect] = {
 class SimulatorApp:
     """Every catalog provider at `/{host}{chat path}`, plus the control API. State lives on the instance."""
 
-    def __init__(self, knowledge: Knowledge, *, latency_ms: float = 0.0) -> None:
+    def __init__(self, knowledge: Knowledge, *, latency_ms: float | None = 0.0, time_scale: float = 1.0) -> None:
         self.knowledge = knowledge
-        self.latency_ms = latency_ms
+        self.latency_ms = latency_ms  # None: each model's catalog profile
+        self.time_scale = time_scale
         self.faults = FaultBook()
         self.stats = Stats()
 
@@ -97,18 +101,35 @@ class SimulatorApp:
         self.stats.model(parsed.model)
         if parsed.model not in facts.models:
             return Delivery(dialect.model_not_found(parsed.model))
+        supported = facts.efforts.get(parsed.model)
+        if parsed.reasoning_effort is not None and supported is not None and parsed.reasoning_effort not in supported:
+            # Each model accepts its own set of efforts (sources in the catalog's `reasoning_effort`).
+            return Delivery(dialect.unsupported_value("reasoning_effort", parsed.reasoning_effort, supported))
         directives = self._directives(facts, parsed)
-        latency_ms = self.latency_ms if directives.latency_ms is None else directives.latency_ms
-        delay_s = latency_ms / 1000.0
+        fixed_ms = self.latency_ms if directives.latency_ms is None else directives.latency_ms
+        profile = facts.profiles[parsed.model]
         if directives.hang:
             return Delivery(None, Mode.HANG)
-        if directives.fail_status is not None:
+        if directives.fail_status is not None or directives.malformed:
+            # A failure comes back after the time to a first token (no output was generated).
+            world_ms = profile.pace(parsed.reasoning_effort).ttft_ms
+            delay_s = (fixed_ms if fixed_ms is not None else world_ms * self.time_scale) / 1000.0
+            if directives.malformed:
+                return Delivery(dialect.malformed(), delay_s=delay_s)
+            assert directives.fail_status is not None
             retry_after = DEFAULT_RETRY_AFTER_S if directives.retry_after_s is None else directives.retry_after_s
             reply = dialect.failure(directives.fail_status, model=parsed.model, retry_after_s=retry_after)
             return Delivery(reply, delay_s=delay_s)
-        if directives.malformed:
-            return Delivery(dialect.malformed(), delay_s=delay_s)
-        reply = dialect.completion(parsed, self._answer(facts, parsed, directives))
+        answer = self._answer(facts, parsed, directives)
+        reply = dialect.completion(parsed, answer)
+        if fixed_ms is not None:
+            delay_s = fixed_ms / 1000.0
+        else:
+            world_ms = profile.world_ms(answer.completion_tokens, parsed.reasoning_effort)  # n choices: in parallel
+            delay_ms = world_ms * self.time_scale
+            delay_s = delay_ms / 1000.0
+            skipped = (SKIPPED_HEADER.encode(), str(round(world_ms - delay_ms)).encode())
+            reply = replace(reply, headers=(*reply.headers, skipped))
         if directives.truncated:
             return Delivery(reply, Mode.TRUNCATED, delay_s=delay_s)
         if directives.drip_interval_ms is not None:
@@ -143,9 +164,11 @@ class SimulatorApp:
         return text_answer(parsed.model, parsed.prompt_tokens, parsed.max_tokens)
 
 
-def create_app(latency_ms: float = 0.0, catalog_path: Path | None = None) -> SimulatorApp:
-    """The ASGI app for tests and the server: knowledge from the catalog, `latency_ms` default latency."""
-    return SimulatorApp(load_knowledge(catalog_path), latency_ms=latency_ms)
+def create_app(latency_ms: float | None = 0.0, catalog_path: Path | None = None, *, time_scale: float = 1.0,
+               priors: LatencyPriors | None = None) -> SimulatorApp:
+    """The ASGI app for tests and the server: knowledge from the catalog; a fixed `latency_ms` for
+    every answer, or None for each model's catalog profile at `time_scale`."""
+    return SimulatorApp(load_knowledge(catalog_path, priors), latency_ms=latency_ms, time_scale=time_scale)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

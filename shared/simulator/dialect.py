@@ -39,6 +39,7 @@ class ParsedRequest:
     tools_disabled: bool
     choices: int  # OpenAI `n`
     conversation: Any  # JSON-able messages (+ system) identifying "the same prompt"
+    reasoning_effort: str | None = None  # OpenAI's `reasoning_effort`, as sent
 
 
 class Dialect(Protocol):
@@ -59,6 +60,10 @@ class Dialect(Protocol):
     def unknown_url(self, method: str, path: str) -> Reply: ...
 
     def model_not_found(self, model: str) -> Reply: ...
+
+    def unsupported_value(self, param: str, value: str, supported: tuple[str, ...]) -> Reply:
+        """A parameter value this model does not accept, as the provider words it."""
+        ...
 
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
         """The answer to `[sim:fail=STATUS]`, with the message the real provider would send."""

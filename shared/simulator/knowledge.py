@@ -1,7 +1,8 @@
 """What the simulated provider knows about the real ones, read once from the catalog file.
 
-For each provider: its real host and exact chat path, wire format, auth style and the
-set of model names it serves. Every row counts, including ones the research marks
+For each provider: its real host and exact chat path, wire format, auth style, the
+set of model names it serves, each model's latency profile and, where documented, the
+`reasoning_effort` values it accepts. Every row counts, including ones the research marks
 `likely_retired`: the simulator answers as the provider's documentation says it would.
 """
 
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import shared.catalog
 from shared.catalog.types import WireFormat
 from shared.catalog.urls import chat_url
+from shared.simulator.profiles import LatencyPriors, LatencyProfile, profile_of
 
 CATALOG_FILE = Path(shared.catalog.__file__).with_name("data") / "catalog.json"
 
@@ -33,6 +35,8 @@ class ProviderFacts:
     auth_header: str  # lower-case header name: "authorization" (Bearer) or "x-api-key"
     required_headers: Mapping[str, str]  # lower-case name -> documented value, e.g. anthropic-version
     models: frozenset[str]
+    profiles: Mapping[str, LatencyProfile]  # model name -> how long it takes to answer
+    efforts: Mapping[str, tuple[str, ...]]  # model name -> accepted reasoning_effort values (documented ones only)
 
     @property
     def route(self) -> str:
@@ -49,13 +53,18 @@ class Knowledge:
     by_host: Mapping[str, ProviderFacts]
 
 
-def load_knowledge(path: Path | None = None) -> Knowledge:
+def load_knowledge(path: Path | None = None, priors: LatencyPriors | None = None) -> Knowledge:
     """Read the catalog JSON (the project's copy by default) into simulator knowledge."""
     data: dict[str, Any] = json.loads((path or CATALOG_FILE).read_text(encoding="utf-8"))
-    served: dict[str, set[str]] = {}
+    priors = priors or LatencyPriors()
+    fast_tier = {row["name"]: bool(row.get("fast_tier")) for row in data["providers"]}
+    served: dict[str, dict[str, dict[str, Any]]] = {}
     for model in data["models"]:
-        served.setdefault(model["provider"], set()).add(model.get("provider_model_name") or model["slug"])
-    providers = tuple(_provider(row, frozenset(served.get(row["name"], ()))) for row in data["providers"])
+        served.setdefault(model["provider"], {})[model.get("provider_model_name") or model["slug"]] = model
+    providers = tuple(
+        _provider(row, served.get(row["name"], {}), fast_tier=fast_tier[row["name"]], priors=priors)
+        for row in data["providers"]
+    )
     by_host: dict[str, ProviderFacts] = {}
     for facts in providers:
         by_host.setdefault(facts.host, facts)
@@ -66,7 +75,8 @@ def load_knowledge(path: Path | None = None) -> Knowledge:
     )
 
 
-def _provider(row: dict[str, Any], models: frozenset[str]) -> ProviderFacts:
+def _provider(row: dict[str, Any], models: Mapping[str, dict[str, Any]], *, fast_tier: bool,
+              priors: LatencyPriors) -> ProviderFacts:
     wire_format = WireFormat(row["wire_format"])
     url = row.get("chat_completions_url") or chat_url(row["base_url"], row.get("chat_completions_path"), wire_format)
     parts = urlsplit(url)
@@ -79,5 +89,9 @@ def _provider(row: dict[str, Any], models: frozenset[str]) -> ProviderFacts:
         wire_format=wire_format,
         auth_header=str(auth.get("header") or "Authorization").lower(),
         required_headers=MappingProxyType({str(k).lower(): str(v) for k, v in extra.items()}),
-        models=models,
+        models=frozenset(models),
+        profiles=MappingProxyType({name: profile_of(m, fast_tier=fast_tier, priors=priors)
+                                   for name, m in models.items()}),
+        efforts=MappingProxyType({name: tuple(m["reasoning_efforts"]) for name, m in models.items()
+                                  if m.get("reasoning_efforts")}),
     )

@@ -84,6 +84,9 @@ class OpenAIDialect:
         tools = _tools(payload.get("tools"))
         if tools is None:
             return self.error(400, "Invalid 'tools': each tool needs type 'function' and a name.", param="tools")
+        effort = payload.get("reasoning_effort")
+        if effort is not None and not isinstance(effort, str):
+            return self.error(400, "Invalid type for 'reasoning_effort': expected a string.", param="reasoning_effort")
         choice = payload.get("tool_choice")
         forced: str | None = None
         if choice == "required":
@@ -100,6 +103,7 @@ class OpenAIDialect:
             tools_disabled=choice == "none",
             choices=n,
             conversation=messages,
+            reasoning_effort=effort,
         )
 
     def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
@@ -122,6 +126,20 @@ class OpenAIDialect:
             404,
             f"The model `{model}` does not exist or you do not have access to it.",
             code="model_not_found",
+        )
+
+    def unsupported_value(self, param: str, value: str, supported: tuple[str, ...]) -> Reply:
+        # OpenAI's wording, e.g. "Unsupported value: 'reasoning_effort' does not support 'none' with this
+        # model. Supported values are: 'minimal', 'low', 'medium', and 'high'." (quoted in
+        # github.com/Kilo-Org/cloud/pull/3807); code `unsupported_value`.
+        quoted = [f"'{v}'" for v in supported]
+        listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+        return self.error(
+            400,
+            f"Unsupported value: '{param}' does not support '{value}' with this model. Supported values are: "
+            f"{listed}.",
+            code="unsupported_value",
+            param=param,
         )
 
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:

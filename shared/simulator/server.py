@@ -9,8 +9,9 @@ import uvicorn
 
 from shared.settings import Settings
 from shared.simulator.app import SimulatorApp, create_app
+from shared.simulator.profiles import LatencyPriors
 
-__all__ = ["SimulatorApp", "create_app", "quiet_truncation_logs", "run"]
+__all__ = ["SimulatorApp", "create_app", "latency_priors", "quiet_truncation_logs", "run"]
 
 # What uvicorn logs when `[sim:truncated]` closes a response early on purpose.
 _TRUNCATION_LOG = "ASGI callable returned without completing response."
@@ -44,8 +45,15 @@ def build_config(app: SimulatorApp, *, host: str, port: int) -> uvicorn.Config:
     )
 
 
+def latency_priors(settings: Settings) -> LatencyPriors:
+    """The router's priors, so a model the catalog has no figure for answers as the router expects."""
+    return LatencyPriors(default_ttft_ms=settings.default_ttft_ms, fast_tier_ttft_ms=settings.fast_tier_ttft_ms,
+                         output_tokens_per_s=settings.default_output_tokens_per_s)
+
+
 def run(settings: Settings, *, catalog_path: Path | None = None) -> None:
     """Serve every catalog provider on settings.sim_host:settings.sim_port until interrupted."""
-    app = create_app(latency_ms=settings.sim_latency_ms, catalog_path=catalog_path)
+    app = create_app(latency_ms=settings.sim_latency_ms, catalog_path=catalog_path,
+                     time_scale=settings.sim_time_scale, priors=latency_priors(settings))
     quiet_truncation_logs()
     uvicorn.Server(build_config(app, host=settings.sim_host, port=settings.sim_port)).run()

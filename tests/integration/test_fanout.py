@@ -33,7 +33,7 @@ async def sql(settings: Settings, query: str, *args):
 async def fanout(settings: Settings, provider: str | None = None) -> dict:
     """Start a run and wait for its decisions (the probe worker must be running)."""
     async with open_resources(settings) as res:
-        run_id = await start_run(res, trigger="manual", provider=provider)
+        run_id = await start_run(res.db, res.redis, trigger="manual", provider=provider)
         for _ in range(600):
             async with res.db.acquire() as conn:
                 run = await get_run(conn, run_id)
@@ -59,7 +59,8 @@ async def test_a_clean_run_passes_every_row_and_bills_nobody(settings, sim, redi
         assert len(models["data"]) >= 40
     assert await sql(settings, "SELECT id FROM receipts") == []
     assert await sql(settings, "SELECT id FROM jobs") == []
-    assert await redis_flushed.keys("ainfera:stats:samples:*") == []
+    assert await redis_flushed.keys("ainfera:stats:ratios:*") == []
+    assert await redis_flushed.keys("ainfera:stats:latencies:*") == []
     stats = (await sim.get("/_sim/stats")).json()
     assert stats["total"] == 130
 
@@ -157,7 +158,8 @@ async def test_two_workers_do_not_double_apply_a_decision(settings, sim):
         await fanout(settings)
     async with open_resources(settings) as res:
         # the same schedule slot started by two workers at once: one run
-        ids = await asyncio.gather(*(start_run(res, trigger="schedule", run_id="fanout_sched_42") for _ in range(2)))
+        ids = await asyncio.gather(*(start_run(res.db, res.redis, trigger="schedule", run_id="fanout_sched_42")
+                                     for _ in range(2)))
         assert sorted(ids, key=str) == sorted([None, "fanout_sched_42"], key=str)
     runs = await sql(settings, "SELECT id FROM fanout_runs WHERE id = 'fanout_sched_42'")
     assert len(runs) == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from shared.catalog.types import Catalog, FastVariant
 from shared.errors import NoEligibleModel
 from shared.routing.policy import TenantPolicy
 from shared.routing.router import RouterConfig, RouteRequest, RoutingStats, route
-from tests.fixtures.catalogs import routing_catalog
+from tests.fixtures.catalogs import model, routing_catalog
 
 CAT = routing_catalog()
 
@@ -95,21 +98,83 @@ def test_latency_budget_prefers_a_qualifying_fast_tier_model():
     assert "fast tier first" in step(d, "latency")["note"]
 
 
-def test_latency_budget_never_costs_more_than_the_quality_cap():
-    # Unconstrained pick is frontier@alpha (60); the only ones under 500 ms are far weaker.
-    d = decide(latency_budget_ms=500, config=RouterConfig(latency_quality_cap=10))
-    assert d.chosen.model.slug == "frontier@alpha"
-    assert d.log["latency_budget_met"] is False
-    assert "kept the pick made without the latency budget" in step(d, "latency")["note"]
-    looser = decide(latency_budget_ms=500, config=RouterConfig(latency_quality_cap=20))
-    assert looser.chosen.model.slug == "quick@delta"
+def test_a_latency_budget_keeps_only_models_expected_to_fit():
+    # frontier@alpha (60) is expected to take ~24 s; quick@delta (45, fast tier) ~400 ms.
+    d = decide(latency_budget_ms=500)
+    assert d.chosen.model.slug == "quick@delta"
+    assert all(c.expected_latency_ms <= 500 for c in d.ranked)
+    assert d.log["latency_budget_met"] is True and d.log["expected_latency_ms"] == 400
+
+
+def test_the_quality_cap_is_measured_against_the_best_model_that_fits():
+    # Within 1000 ms: notools@alpha (55, ~633 ms) is the best; quick@delta (45, fast) is 10 below it.
+    d = decide(latency_budget_ms=1_000, config=RouterConfig(latency_quality_cap=10))
+    assert d.chosen.model.slug == "quick@delta"
+    assert "fast tier first" in step(d, "latency")["note"] and "notools@alpha" in step(d, "latency")["note"]
+    strict = decide(latency_budget_ms=1_000, config=RouterConfig(latency_quality_cap=5))
+    assert strict.chosen.model.slug == "notools@alpha"
+    assert slugs(strict)[1] == "quick@delta"  # the fast tier still serves as the next fallback by rank
+
+
+def test_when_nothing_fits_the_fastest_is_chosen_and_the_log_says_so():
+    d = decide(latency_budget_ms=100)
+    assert d.chosen.model.slug == "quicker@zeta"  # 200 ms prior + 100 tokens at 1000/s
+    assert d.log["latency_budget_met"] is False and d.log["expected_latency_ms"] == 300
+    assert "no model is expected to answer within 100 ms" in step(d, "latency")["note"]
+    latencies = [c.expected_latency_ms for c in d.ranked]
+    assert latencies == sorted(latencies)
+
+
+def _with_thinker(fast_aa: float = 57.0) -> Catalog:
+    """The routing catalog plus a slow reasoning model whose low effort is documented and fast."""
+    thinker = model("thinker@alpha", 70.0, 1.0, 4.0, p50_ttft_ms=60_000, output_tokens_per_s=50.0,
+                    fast_variant=FastVariant(aa_index=fast_aa, p50_ttft_ms=300, output_tokens_per_s=300.0,
+                                             reasoning_effort="low"))
+    return replace(CAT, models={**CAT.models, thinker.slug: thinker}, derived={})
+
+
+def test_a_budget_may_keep_a_reasoning_model_at_its_low_effort():
+    cat = _with_thinker()
+    d = route(RouteRequest(input_tokens=200, latency_budget_ms=2_000), cat)
+    assert (d.chosen.model.slug, d.chosen.reasoning_effort) == ("thinker@alpha", "low")
+    assert d.chosen.aa_index == 57.0 and d.chosen.expected_latency_ms == pytest.approx(300 + 100 / 300 * 1000)
+    assert d.log["reasoning_effort"] == "low"
+    assert "thinker@alpha at reasoning_effort low" in d.log["reason"]
+    assert step(d, "latency")["top"][0]["reasoning_effort"] == "low"
+    # each model once in the fallback order
+    assert len(slugs(d)) == len(set(slugs(d)))
+
+
+def test_low_effort_is_never_used_without_a_budget_or_against_the_callers_effort():
+    cat = _with_thinker()
+    plain = route(RouteRequest(input_tokens=200), cat)
+    assert (plain.chosen.model.slug, plain.chosen.reasoning_effort) == ("thinker@alpha", None)
+    own = route(RouteRequest(input_tokens=200, latency_budget_ms=2_000, reasoning_effort="high"), cat)
+    assert all(c.reasoning_effort is None for c in own.ranked)
+    assert "thinker@alpha" not in slugs(own)  # at its own effort it takes a minute
+
+
+def test_the_callers_low_effort_is_priced_at_the_fast_variant():
+    cat = _with_thinker()
+    d = route(RouteRequest(input_tokens=200, latency_budget_ms=2_000, reasoning_effort="low"), cat)
+    assert d.chosen.model.slug == "thinker@alpha" and d.chosen.reasoning_effort is None  # sent as the caller set it
+
+
+def test_learned_low_effort_latency_replaces_its_prior():
+    cat = _with_thinker()
+    stats = RoutingStats(latency_ms={"thinker@alpha~low": 5_000.0})
+    d = route(RouteRequest(input_tokens=200, latency_budget_ms=2_000), cat, stats=stats)
+    assert d.chosen.model.slug != "thinker@alpha"
 
 
 def test_observed_latency_replaces_the_prior():
     stats = RoutingStats(latency_ms={"quick@delta": 5_000.0, "local@sigma": 120.0})
     d = decide(max_cost_usd=0.002, needs_tools=True, latency_budget_ms=500, stats=stats,
-               config=RouterConfig(latency_quality_cap=15))
-    assert d.chosen.model.slug == "local@sigma"  # delta is fast tier but observed slow; sigma's prior is 900 ms
+               config=RouterConfig(latency_quality_cap=3))
+    # delta is fast tier but observed slow; sigma (35) is observed fast, its prior is 900 ms;
+    # zeta (30, fast tier) fits too but is more than 3 points below sigma.
+    assert d.chosen.model.slug == "local@sigma"
+    assert "quick@delta" not in slugs(d)
     top = {t["slug"]: t["expected_latency_ms"] for t in step(d, "budget")["top"]}
     assert top.get("quick@delta", 5_000) == 5_000
 
@@ -126,7 +191,7 @@ def test_learned_output_ratio_changes_the_cost_estimate():
 def test_decision_log_names_ruleset_steps_choice_and_reason():
     d = decide(stack="avoid-china", latency_budget_ms=2_000, max_cost_usd=0.05)
     log = d.log
-    assert log["ruleset"] == "ainfera-auto/1.1"
+    assert log["ruleset"] == "ainfera-auto/1.2"
     assert log["request"]["stack"] == "avoid-china" and log["request"]["latency_budget_ms"] == 2_000
     assert [s["step"] for s in log["steps"]] == [
         "active", "capability", "policy", "stack", "budget", "latency", "rank"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,25 +113,57 @@ def test_without_hints_or_preferences_the_pick_is_v1_0s(input_tokens, output_cap
     assert got == expected
 
 
+def _ways_to_call(c, req, stats):
+    """(aa, expected latency, fast tier) of each way to call candidate `c`: as asked, and at its
+    documented low effort when the caller set none (the fast variant's figures, else the priors)."""
+    ways = [(c.aa, c.expected_latency_ms, c.provider.fast_tier)]
+    m, fv = c.model, c.model.fast_variant
+    if req.reasoning_effort is None and fv is not None and fv.reasoning_effort and fv.aa_index is not None:
+        ttft = fv.p50_ttft_ms if fv.p50_ttft_ms is not None else (200.0 if c.provider.fast_tier else 1000.0)
+        speed = fv.output_tokens_per_s or m.output_tokens_per_s or 50.0
+        latency = stats.latency_ms.get(f"{m.slug}~{fv.reasoning_effort}")
+        if latency is None:
+            latency = ttft + c.expected_output_tokens * 1000.0 / speed
+        ways.append((fv.aa_index, latency, c.provider.fast_tier))
+    return ways
+
+
 @settings(max_examples=400, deadline=None)
 @given(requests, policies(), stats_snapshots, st.floats(50, 5_000))
-def test_a_latency_budget_picks_the_fast_tier_whenever_a_fast_model_qualifies(req, policy, stats, budget):
+def test_a_latency_budget_is_honoured_and_the_fast_tier_leads_within_the_cap(req, policy, stats, budget):
     from dataclasses import replace
 
     from shared.routing.router import RouterConfig
 
-    unconstrained_req = replace(req, latency_budget_ms=None)
     try:
-        without = route(unconstrained_req, seeded(), policy=policy, stats=stats)
+        without = route(replace(req, latency_budget_ms=None), seeded(), policy=policy, stats=stats)
     except NoEligibleModel:
         return
-    floor = without.chosen.aa - RouterConfig().latency_quality_cap
-    qualifies = [c for c in without.ranked
-                 if c.provider.fast_tier and c.expected_latency_ms <= budget and c.aa >= floor]
-    chosen = route(replace(req, latency_budget_ms=budget), seeded(), policy=policy, stats=stats).chosen
-    if qualifies:
-        assert chosen.provider.fast_tier and chosen.expected_latency_ms <= budget and chosen.aa >= floor
+    ways = [w for c in without.ranked for w in _ways_to_call(c, req, stats)]
+    fits = [w for w in ways if w[1] <= budget]
+    decision = route(replace(req, latency_budget_ms=budget), seeded(), policy=policy, stats=stats)
+    chosen = decision.chosen
+    if not fits:
+        assert decision.log["latency_budget_met"] is False
+        assert chosen.expected_latency_ms == pytest.approx(min(w[1] for w in ways))
+        return
+    assert decision.log["latency_budget_met"] is True
+    assert chosen.expected_latency_ms <= budget
+    assert all(c.expected_latency_ms <= budget for c in decision.ranked)
+    floor = max(w[0] for w in fits) - RouterConfig().latency_quality_cap
+    if any(fast and aa >= floor for aa, _, fast in fits):
+        assert chosen.provider.fast_tier and chosen.aa >= floor
     else:
-        fits_any = any(c.expected_latency_ms <= budget and c.aa >= floor for c in without.ranked)
-        if not fits_any:
-            assert chosen.model.slug == without.chosen.model.slug
+        assert chosen.aa >= max(w[0] for w in fits) - RouterConfig().preferred_quality_margin
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests, policies(), stats_snapshots, st.sampled_from(["minimal", "low", "medium", "high"]))
+def test_the_callers_reasoning_effort_is_never_overridden(req, policy, stats, effort):
+    from dataclasses import replace
+
+    try:
+        decision = route(replace(req, reasoning_effort=effort), seeded(), policy=policy, stats=stats)
+    except NoEligibleModel:
+        return
+    assert all(c.reasoning_effort is None for c in decision.ranked)

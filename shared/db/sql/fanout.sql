@@ -1,9 +1,17 @@
 -- Fanout runs and model probes.
 
 -- name: create_run
-INSERT INTO fanout_runs (id, trigger, provider_filter, status, planned, plan, not_probed, estimated_cost_usd)
-VALUES ($1, $2, $3, 'running', cardinality($4::text[]), $4, $5, $6)
+-- A run asked for, not yet planned: a probe worker plans it (`plan_run`).
+INSERT INTO fanout_runs (id, trigger, provider_filter, status, planned, plan)
+VALUES ($1, $2, $3, 'planning', 0, '{}')
 ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: store_run_plan
+-- Exactly one planner moves a run from 'planning' to 'running' with what it will probe.
+UPDATE fanout_runs
+   SET status = 'running', planned = cardinality($2::text[]), plan = $2, not_probed = $3, estimated_cost_usd = $4
+ WHERE id = $1 AND status = 'planning'
 RETURNING id;
 
 -- name: get_run
@@ -18,7 +26,7 @@ SELECT record_probe($1);
 -- name: claim_decision
 -- Exactly one caller gets to apply a run's decisions.
 UPDATE fanout_runs SET decided_at = now(), status = 'completed', finished_at = coalesce(finished_at, now())
- WHERE id = $1 AND decided_at IS NULL AND recorded >= planned
+ WHERE id = $1 AND status = 'running' AND decided_at IS NULL AND recorded >= planned
 RETURNING *;
 
 -- name: store_decisions
@@ -42,7 +50,8 @@ SELECT slug, outcome, reason, run_id, status_code, error_code, latency_ms, upstr
         LIMIT $2) AS x;
 
 -- name: stalled_runs
-SELECT id FROM fanout_runs WHERE status = 'running' AND started_at < now() - $1::interval;
+-- Runs still unplanned or unfinished after a while: their planning or probe jobs may have been lost.
+SELECT id, status FROM fanout_runs WHERE status IN ('planning', 'running') AND started_at < now() - $1::interval;
 
 -- name: unrecorded_probes
 -- Models a run planned to probe that have no result yet (their probe job was lost).
