@@ -28,10 +28,10 @@ from shared.logging import get_logger
 from shared.providers.call import call_model
 from shared.receipts.build import CallRecord, finish
 from shared.resources import Resources
+from shared.routing.candidates import Candidate
 from shared.routing.learned import record_sample
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
-from shared.routing.router import Candidate
 
 log = get_logger(__name__)
 

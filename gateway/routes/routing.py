@@ -17,9 +17,9 @@ from gateway.deps import gateway_state
 from gateway.openapi import chat_request_body
 from gateway.responses import JSONResponse
 from shared.chat.request import validate_chat_request
+from shared.routing.candidates import cost_text
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
-from shared.routing.router import cost_text
 
 router = APIRouter()
 
@@ -46,6 +46,7 @@ async def explain_routing(request: Request) -> JSONResponse:
         "estimated_cost_usd": cost_text(chosen.estimated_cost_usd),
         "expected_output_tokens": chosen.expected_output_tokens,
         "expected_latency_ms": round(chosen.expected_latency_ms),
+        "reasoning_effort": chosen.reasoning_effort,  # set when ainfera-auto would choose one
         "fallbacks": [c.model.slug for c in plan.candidates[1:]],
         "decision_log": plan.decision_log,
     })

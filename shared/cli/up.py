@@ -73,6 +73,15 @@ def _wait_ready(url: str, procs: list[subprocess.Popen[bytes]], timeout_s: float
     return False
 
 
+def _simulated_world(settings: Settings) -> str:
+    """How the simulated provider keeps time, said once so nobody mistakes demo latencies for real ones."""
+    if settings.sim_latency_ms is not None:
+        return f"the simulated provider, every model answering in a fixed {settings.sim_latency_ms:g} ms"
+    return (f"the simulated provider, each model answering in its catalog latency profile x "
+            f"{settings.sim_time_scale:g} (AINFERA_SIM_TIME_SCALE; a 195-s reasoning call takes "
+            f"{195 * settings.sim_time_scale:g} s)")
+
+
 def run_up(settings: Settings, *, simulate: str = "auto") -> int:
     ensure_signing_key(settings)
     demo = asyncio.run(_prepare(settings))
@@ -100,7 +109,7 @@ def run_up(settings: Settings, *, simulate: str = "auto") -> int:
     signal.signal(signal.SIGTERM, stop)
 
     if _wait_ready(f"{settings.gateway_url}/readyz", procs):
-        upstream = "the simulated provider" if use_sim else "the real providers (keys from the environment)"
+        upstream = _simulated_world(settings) if use_sim else "the real providers (keys from the environment)"
         print(
             "\n"
             f"  ainfera-dispatch is up at {settings.gateway_url} (upstream: {upstream})\n"

@@ -14,9 +14,9 @@ from shared.audit.chain import canonical_json
 from shared.errors import AinferaError
 from shared.providers.types import Completion
 from shared.receipts.types import Receipt, ReceiptStatus, money
+from shared.routing.candidates import Candidate
 from shared.routing.cost import actual_cost
 from shared.routing.plan import Plan
-from shared.routing.router import Candidate
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.stats import recent_latencies, recent_ratios
 from shared.logging import get_logger
 from shared.lua import LuaScript
-from shared.routing.router import RoutingStats, latency_key
+from shared.routing.candidates import RoutingStats, latency_key
 
 log = get_logger(__name__)
 

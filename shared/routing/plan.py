@@ -16,9 +16,10 @@ from shared.catalog.types import Catalog, Model
 from shared.chat.request import AUTO_MODELS
 from shared.errors import ModelInactive, ModelNotFound
 from shared.providers.call import has_credential
+from shared.routing.candidates import Candidate, RouterConfig, RouteRequest, RoutingStats
+from shared.routing.candidates import evaluate as evaluate_candidate
 from shared.routing.policy import TenantPolicy
-from shared.routing.router import RULESET, Candidate, Decision, RouterConfig, RouteRequest, RoutingStats, route
-from shared.routing.router import evaluate as evaluate_candidate
+from shared.routing.router import RULESET, Decision, route
 from shared.routing.tokens import estimate_input_tokens
 from shared.settings import Settings
 

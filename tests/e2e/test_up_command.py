@@ -55,6 +55,16 @@ def test_up_brings_everything_up_and_ctrl_c_stops_it(tmp_path):
                        json={"model": "ainfera-auto", "messages": [{"role": "user", "content": "Hello"}]})
         assert r.status_code == 200, r.text
         assert r.json()["model"].count("@") == 1
+
+        # A second terminal with nothing set but where the database and Redis are: the run is
+        # planned by the probe worker `up` started, which can reach every provider (the simulator).
+        second_terminal = {"PATH": os.environ["PATH"], "AINFERA_DATABASE_URL": dsn_for(dbname),
+                           "AINFERA_REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}"}
+        fanout = subprocess.run([sys.executable, "-m", "shared.cli.main", "fanout", "run", "--wait"],
+                                env=second_terminal, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                check=False)
+        assert fanout.returncode == 0, fanout.stderr + fanout.stdout
+        assert "passed 130, failed 0, skipped 0" in fanout.stdout, fanout.stdout
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
         try:

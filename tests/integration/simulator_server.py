@@ -14,8 +14,11 @@ from shared.simulator.server import build_config, create_app, quiet_truncation_l
 
 
 @contextmanager
-def running_simulator(latency_ms: float = 0.0, *, catalog_path: Path | None = None) -> Iterator[str]:
+def running_simulator(latency_ms: float | None = 0.0, *, catalog_path: Path | None = None,
+                      time_scale: float = 1.0) -> Iterator[str]:
     """Yield the base URL of a simulator serving in a background thread; stop it on exit.
+
+    `latency_ms=None` answers in each model's catalog profile, at `time_scale`.
 
     The listening socket is bound and listening before the server thread starts, so
     clients can connect at once (the kernel queues them): no waiting for readiness.
@@ -25,7 +28,7 @@ def running_simulator(latency_ms: float = 0.0, *, catalog_path: Path | None = No
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    app = create_app(latency_ms=latency_ms, catalog_path=catalog_path)
+    app = create_app(latency_ms=latency_ms, catalog_path=catalog_path, time_scale=time_scale)
     quiet_truncation_logs()
     server = uvicorn.Server(build_config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="simulator", daemon=True)

@@ -1,7 +1,7 @@
 """How learned statistics summarise samples (the Lua script must agree; see the integration test)."""
 
+from shared.routing.candidates import latency_key
 from shared.routing.learned import StatsWindow, mean_ratio, median_latency
-from shared.routing.router import latency_key
 
 
 def test_ratio_needs_a_full_window_and_is_the_mean_of_the_newest():
