@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from gateway.deps import GatewayState
 from gateway.errors import install_error_handlers
@@ -13,6 +13,7 @@ from gateway.middleware import AccessLog
 from gateway.openapi import install_openapi
 from gateway.responses import JSONResponse
 from gateway.routes import admin, audit, batches, chat, fanout, files, health, jobs, models, receipts, routing
+from gateway.url_params import refuse_unstorable_params
 from shared.logging import configure_logging
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="OpenAI-compatible LLM inference router whose dispatch runs through a queue.",
         default_response_class=JSONResponse,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unstorable_params)],
     )
     install_error_handlers(app)
     install_openapi(app)

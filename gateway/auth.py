@@ -1,8 +1,9 @@
 """Bearer authentication for tenants and for the admin API.
 
 Every failure gets the same 401 and message, so a caller cannot tell a revoked key
-from a mistyped one. Tenant keys are looked up by SHA-256 hash; the admin key comes
-from settings and is compared in constant time.
+from a mistyped one. Tenant keys are looked up by SHA-256 hash (a token not shaped like our
+keys is refused without a lookup, see `shared.auth.directory`); the admin key comes from
+settings and is compared in constant time.
 """
 
 from __future__ import annotations

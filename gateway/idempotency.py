@@ -5,16 +5,24 @@
   (`Idempotent-Replayed: true`);
 - same key, different request: 422 `idempotency_key_reused`;
 - same key while the first request still runs: 409 `idempotency_request_in_progress`.
-Answers of 500 and above are not stored (the key is released) so the caller can retry.
-Keys live for 24 hours. A first request that died holding its key releases it after
-`idempotency_lock_s`.
+
+A key is bound to the work its request created (a job, a batch) as soon as that work may
+start, before it is handed to a queue. From then on the key never lets a second copy run:
+an answer of 500 or more (a 504 while the job still runs, say) is not stored but does not
+release the key either, and a repeat resolves through the work itself (`resume`): its
+finished answer is replayed, a 409 says it still runs, and only work that left no trace at
+all (never finished, not queued, not running) frees the key. A key whose request died
+before it created anything is released after `idempotency_lock_s`, as before; answers of
+500 and above from such requests release it at once so the caller can retry. Keys live for
+24 hours.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -25,13 +33,32 @@ from starlette.responses import Response
 from gateway.deps import GatewayState
 from gateway.errors import error_response
 from gateway.responses import JSONResponse
-from shared.db.idempotency import StoredKey, claim_key, get_key, release_key, set_request_hash, store_response
+from shared.db.idempotency import (
+    StoredKey,
+    bind_key,
+    claim_key,
+    get_key,
+    release_key,
+    release_lost_key,
+    set_request_hash,
+    store_response,
+    unbind_key,
+)
 from shared.errors import AinferaError, Conflict, IdempotencyKeyReused, InvalidRequest
 
 HEADER = "idempotency-key"
 PENDING_HASH = "pending"  # while an upload's content has not been hashed yet
 _KEPT_HEADERS = ("location", "preference-applied", "x-ainfera-job-id", "x-ainfera-receipt-id", "x-ainfera-cost-usd",
                  "x-ainfera-model")
+
+
+class WorkState(Enum):
+    RUNNING = "running"  # the bound work may still produce an answer
+    LOST = "lost"  # the bound work left no trace: nothing ran, nothing was charged
+
+
+# What a route knows of the work a key was bound to: its final answer, or its state.
+Resume = Callable[[str], Awaitable[Response | WorkState]]
 
 
 def request_hash(request: Request, body: bytes | str) -> str:
@@ -55,29 +82,61 @@ def replay(stored: StoredKey) -> JSONResponse:
     return JSONResponse(stored.response_body, status_code=stored.response_status or 200, headers=headers)
 
 
+class Binder:
+    """What a handler tells the key about the work it creates. Without a key, nothing to tell."""
+
+    async def bind(self, work_id: str, conn: Any = None) -> None:
+        """The work may start from now on (call it before handing the work to a queue; pass the
+        connection of the transaction that creates the work, so both commit together)."""
+
+    async def unbind(self, work_id: str) -> None:
+        """The work was never handed over (its enqueue failed): the key may run again."""
+
+
+NO_KEY = Binder()
+
+
 @dataclass
-class KeyClaim:
+class KeyClaim(Binder):
     """A key this request holds: store the answer with `finish`, or give it up with `release`."""
 
     st: GatewayState
     tenant_id: UUID
     key: str
+    work_id: str | None = field(default=None)
+
+    async def bind(self, work_id: str, conn: Any = None) -> None:
+        if conn is not None:
+            await bind_key(conn, self.tenant_id, self.key, work_id)
+        else:
+            async with self.st.res.db.acquire() as own:
+                await bind_key(own, self.tenant_id, self.key, work_id)
+        self.work_id = work_id
+
+    async def unbind(self, work_id: str) -> None:
+        async with self.st.res.db.acquire() as conn:
+            await unbind_key(conn, self.tenant_id, self.key, work_id)
+        self.work_id = None
 
     async def finish(self, response: Response, *, final_hash: str | None = None) -> Response:
         async with self.st.res.db.acquire() as conn:
             if response.status_code >= 500:
-                await release_key(conn, self.tenant_id, self.key)
-                return response
+                if self.work_id is None:  # nothing was created: the caller may simply retry
+                    await release_key(conn, self.tenant_id, self.key)
+                return response  # bound: a repeat resolves through the work
             if final_hash is not None:
                 await set_request_hash(conn, self.tenant_id, self.key, final_hash)
-            headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
-            await store_response(conn, self.tenant_id, self.key, response.status_code, headers,
-                                 orjson.loads(bytes(response.body)))
+            await _store(conn, self.tenant_id, self.key, response)
         return response
 
     async def release(self) -> None:
         async with self.st.res.db.acquire() as conn:
             await release_key(conn, self.tenant_id, self.key)
+
+
+async def _store(conn: Any, tenant_id: UUID, key: str, response: Response) -> None:
+    headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
+    await store_response(conn, tenant_id, key, response.status_code, headers, bytes(response.body))
 
 
 async def claim(st: GatewayState, tenant_id: UUID, key: str, req_hash: str) -> KeyClaim | StoredKey:
@@ -92,33 +151,63 @@ async def claim(st: GatewayState, tenant_id: UUID, key: str, req_hash: str) -> K
     raise Conflict("This Idempotency-Key is being released; retry.", code="idempotency_request_in_progress")
 
 
+def _in_progress() -> Conflict:
+    return Conflict("A request with this Idempotency-Key is still in progress.",
+                    code="idempotency_request_in_progress", param="Idempotency-Key")
+
+
 def check_stored(stored: StoredKey, req_hash: str) -> Response:
     """The answer to a repeated key: replay, 422 for a different request, 409 while in flight."""
     if stored.request_hash not in (req_hash, PENDING_HASH):
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.",
                                    param="Idempotency-Key")
     if stored.response_status is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress.",
-                       code="idempotency_request_in_progress", param="Idempotency-Key")
+        raise _in_progress()
     return replay(stored)
 
 
+async def _resolve(st: GatewayState, tenant_id: UUID, key: str, stored: StoredKey, req_hash: str,
+                   resume: Resume | None) -> Response | None:
+    """A repeat of a key with no stored answer: the bound work's answer, a 409, or None when the
+    bound work was lost and the key is free again."""
+    if stored.request_hash != req_hash or stored.response_status is not None or stored.work_id is None \
+            or resume is None:
+        return check_stored(stored, req_hash)
+    found = await resume(stored.work_id)
+    if found is WorkState.RUNNING:
+        raise _in_progress()
+    async with st.res.db.acquire() as conn:
+        if found is WorkState.LOST:
+            await release_lost_key(conn, tenant_id, key, stored.work_id)
+            return None
+        assert isinstance(found, Response)
+        await _store(conn, tenant_id, key, found)
+    found.headers["idempotent-replayed"] = "true"
+    return found
+
+
 async def idempotent(request: Request, st: GatewayState, tenant_id: UUID, body: bytes | str,
-                     handler: Callable[[], Awaitable[Response]]) -> Response:
+                     handler: Callable[[Binder], Awaitable[Response]], *, resume: Resume | None = None) -> Response:
     """Run `handler` at most once per (tenant, Idempotency-Key); see the module docstring."""
     key = key_of(request)
     if key is None:
-        return await handler()
+        return await handler(NO_KEY)
     req_hash = request_hash(request, body)
     got = await claim(st, tenant_id, key, req_hash)
     if not isinstance(got, KeyClaim):
-        return check_stored(got, req_hash)
+        resolved = await _resolve(st, tenant_id, key, got, req_hash, resume)
+        if resolved is not None:
+            return resolved
+        got = await claim(st, tenant_id, key, req_hash)  # the lost work's key, free again
+        if not isinstance(got, KeyClaim):
+            return check_stored(got, req_hash)
     try:
-        response = await handler()
+        response = await handler(got)
     except AinferaError as e:
         response = error_response(e)
     except BaseException:
-        await got.release()
+        if got.work_id is None:
+            await got.release()
         raise
     return await got.finish(response)
 

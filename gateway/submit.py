@@ -17,6 +17,7 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from gateway.deps import GatewayState
+from gateway.idempotency import NO_KEY, Binder
 from shared.db.jobs import job_outcome
 from shared.dispatch import Outcome
 from shared.errors import GatewayTimeout, ServiceUnavailable
@@ -27,11 +28,15 @@ DISPATCH_FUNCTION = "dispatch"
 
 
 async def submit_and_wait(
-    st: GatewayState, *, tenant_id: UUID, job_id: str, request: dict[str, Any], submitted_at: datetime
+    st: GatewayState, *, tenant_id: UUID, job_id: str, request: dict[str, Any], submitted_at: datetime,
+    binder: Binder = NO_KEY,
 ) -> Outcome:
+    """Queue the job and wait for its outcome. The request's Idempotency-Key (if any) is bound to
+    the job before it can start, and unbound again only if the job never reached the queue."""
     settings = st.res.settings
     future = st.waiters.register(job_id)
     try:
+        await binder.bind(job_id)
         try:
             await enqueue(
                 st.res.redis,
@@ -48,6 +53,7 @@ async def submit_and_wait(
                 },
             )
         except (RedisError, OSError) as e:
+            await binder.unbind(job_id)
             raise ServiceUnavailable("The dispatch queue is unavailable; retry shortly.") from e
         return await _wait(st, job_id, future, settings.sync_wait_timeout_s, settings.waiter_recheck_s)
     finally:

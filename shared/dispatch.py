@@ -1,11 +1,20 @@
 """The dispatch use-case: one job from its request to its receipt and audit event.
 
-`run_dispatch(res, job)` plans the call (a pinned slug, or `ainfera-auto`'s ranked
-candidates), calls the provider through its wire-format adapter, falls back to the
+`run_dispatch(res, job, attempt=n)` plans the call (a pinned slug, or `ainfera-auto`'s
+ranked candidates), calls the provider through its wire-format adapter, falls back to the
 next candidate when an `ainfera-auto` provider fails, and writes the job outcome, the
-receipt and the audit event in one round trip. It is idempotent on the job id: a job
-that runs twice (arq delivers at least once) leaves one receipt, one event and one
-charge. It knows nothing of arq or HTTP frameworks, so tests call it directly.
+receipt and the audit event in one round trip (`shared/commit.py`). It knows nothing of
+arq or HTTP frameworks, so tests call it directly.
+
+Exactly once, whatever happens:
+- a job that runs twice (arq delivers at least once) leaves one receipt, one event and one
+  charge; a later attempt looks for a finished job, then for a commit an earlier attempt
+  held, before it calls anyone;
+- every attempt runs under a lease (`attempt`): a worker that stalled past its lease may
+  still deliver a success to an unfinished job, never a failure over someone else's work;
+- any exception in our own code ends the job as failed (`internal_error`) with a receipt,
+  and a job past `job_max_attempts` fails for good without calling the provider;
+- a commit that fails is retried with the answer in hand, never by calling the provider again.
 """
 
 from __future__ import annotations
@@ -19,14 +28,22 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from redis.exceptions import RedisError
 
-from shared.audit.writer import event_payload_parts
-from shared.db.jobs import JobRow, job_outcome
-from shared.errors import AinferaError, UpstreamError, UpstreamRejected, UpstreamTimeout
-from shared.ids import receipt_id as new_receipt_id
+from shared.commit import Commit, build_commit, drop_held, take_held, write_commit
+from shared.db import TRANSIENT_DB_ERRORS
+from shared.db.jobs import JobRow, job_outcome, register_attempt
+from shared.errors import (
+    AinferaError,
+    InternalError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
 from shared.logging import get_logger
 from shared.providers.call import call_model
-from shared.receipts.build import CallRecord, finish
+from shared.receipts.build import CallRecord
 from shared.resources import Resources
 from shared.routing.candidates import Candidate
 from shared.routing.learned import record_sample
@@ -37,6 +54,9 @@ log = get_logger(__name__)
 
 # Kinds of job whose calls teach the router nothing about real traffic.
 UNLEARNED_KINDS = frozenset({"probe"})
+# Errors that mean "try this job again later" (the database or Redis went away); everything
+# else raised by our own code ends the job as failed.
+INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +64,7 @@ class DispatchJob:
     job_id: str
     tenant_id: UUID
     kind: str  # sync | async | batch | probe
-    request: dict[str, Any]  # a validated chat-completions body
+    request: dict[str, Any] | None  # a validated chat-completions body (None: stored, but unreadable)
     submitted_at: datetime
 
 
@@ -78,34 +98,86 @@ async def _no_one_waits(_: Outcome) -> None:
     return None
 
 
-async def run_dispatch(res: Resources, job: DispatchJob, *, job_try: int = 1,
-                       on_committed: OnCommitted = _no_one_waits) -> Outcome:
-    """Run `job` once; `on_committed` hears the outcome as soon as it is durable (before the
-    work a waiting caller need not wait for: learned statistics, the summary log line)."""
-    if job_try > 1:
-        async with res.db.acquire() as conn:
-            done = await job_outcome(conn, job.job_id)
-        if done is not None and done.response is not None:
-            outcome = _replay(done)
-            await on_committed(outcome)
-            return outcome
+async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
+                       on_committed: OnCommitted = _no_one_waits) -> Outcome | None:
+    """Run `job` as attempt `attempt`; `on_committed` hears the outcome as soon as it is durable
+    (before the work a waiting caller need not wait for: learned statistics, the summary log line).
+
+    Returns None when a later attempt holds the job: this attempt's lease is stale and whoever
+    holds it will answer.
+    """
+    if attempt > 1:
+        found = await _earlier_result(res, job, attempt)
+        if found is not None:
+            if isinstance(found, Outcome):
+                await on_committed(found)
+                return found
+            return await _commit(res, job, found, on_committed, None, adopted=True)
+        if job.kind == "sync" and await register_attempt_of(res, job, attempt) is None:
+            return await _commit(res, job, None, on_committed, None)  # finished meanwhile: replay it
 
     started = time.monotonic()
     call = CallRecord()
-    try:
-        tenant = await res.tenants.tenant(job.tenant_id)
-        call.plan = plan_request(
-            job.request,
-            res.catalog.current,
-            policy=TenantPolicy.from_json(tenant.spend_policy if tenant else None),
-            stats=res.stats.current,
-            settings=res.settings,
-        )
-        await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s)
-    except AinferaError as e:
-        call.error = e
+    if attempt > res.settings.job_max_attempts:
+        call.error = InternalError(f"The job was attempted {attempt - 1} times without finishing; it was stopped.")
+    elif not job.request:
+        call.error = InvalidRequest("This request could not be read back from storage (it holds JSON that "
+                                    "Postgres cannot store, such as a \\u0000 escape).", code="unreadable_request")
+    else:
+        try:
+            tenant = await res.tenants.tenant(job.tenant_id)
+            call.plan = plan_request(
+                job.request,
+                res.catalog.current,
+                policy=TenantPolicy.from_json(tenant.spend_policy if tenant else None),
+                stats=res.stats.current,
+                settings=res.settings,
+            )
+            await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s)
+        except AinferaError as e:
+            call.error = e
+        except INFRA_ERRORS:
+            raise
+        except Exception:
+            # Our own bug: end the job as failed with a receipt rather than leave it to re-run.
+            log.exception("dispatch_internal_error", job_id=job.job_id)
+            call.error = InternalError("The server had an error while processing your request.")
     latency_ms = int((time.monotonic() - started) * 1000)
-    return await _finish(res, job, call, latency_ms, on_committed)
+    return await _commit(res, job, _build(res, job, call, latency_ms, attempt), on_committed, call)
+
+
+async def register_attempt_of(res: Resources, job: DispatchJob, attempt: int) -> int | None:
+    async with res.db.acquire() as conn:
+        return await register_attempt(conn, job_id=job.job_id, tenant_id=job.tenant_id, kind=job.kind,
+                                      requested_model=str((job.request or {}).get("model", "")),
+                                      created_at=job.submitted_at, attempt=attempt)
+
+
+async def _earlier_result(res: Resources, job: DispatchJob, attempt: int) -> Outcome | Commit | None:
+    """What an earlier attempt left: the finished job's outcome, or a commit it could not write."""
+    async with res.db.acquire() as conn:
+        done = await job_outcome(conn, job.job_id)
+    if done is not None and done.response is not None:
+        return _replay(done)
+    held = await take_held(res, job.job_id)
+    if held is not None:
+        log.info("held_commit_adopted", job_id=job.job_id, attempt=attempt)
+        return dataclasses.replace(held, job={**held.job, "attempt": attempt})  # this attempt holds the lease
+    return None
+
+
+def _build(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int, attempt: int) -> Commit:
+    kw: dict[str, Any] = {"job_id": job.job_id, "tenant_id": job.tenant_id, "kind": job.kind,
+                          "request": job.request or {}, "submitted_at": job.submitted_at, "latency_ms": latency_ms,
+                          "attempt": attempt}
+    try:
+        return build_commit(res, call, **kw)
+    except Exception:
+        # The answer could not be turned into rows (our bug): record the job as failed instead.
+        log.exception("commit_build_failed", job_id=job.job_id, had_answer=call.completion is not None)
+        failed = CallRecord(plan=call.plan, served=call.served, attempts=call.attempts,
+                            error=InternalError("The server had an error while processing your request."))
+        return build_commit(res, failed, **kw)
 
 
 def _may_fall_back(error: UpstreamError) -> bool:
@@ -115,7 +187,7 @@ def _may_fall_back(error: UpstreamError) -> bool:
 
 async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, deadline: float) -> None:
     """Try the plan's candidates in order until one answers; record each failure openly."""
-    assert call.plan is not None
+    assert call.plan is not None and job.request is not None
     candidates = call.plan.candidates
     body = {k: v for k, v in job.request.items() if k != "routing_hint"}
     for i, cand in enumerate(candidates):
@@ -149,46 +221,37 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
     call.upstream_latency_ms = round(result.latency_ms)
 
 
-async def _finish(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int,
-                  on_committed: OnCommitted) -> Outcome:
-    now = res.clock()
-    done = finish(call, job_id=job.job_id, tenant_id=job.tenant_id, request=job.request,
-                  receipt_id=new_receipt_id(), latency_ms=latency_ms, now=now)
-    sig = res.signer.signature_of(done.receipt.public())
-    receipt = dataclasses.replace(done.receipt, signature=sig["value"], signing_kid=sig["kid"])
-    prefix, suffix = event_payload_parts(
-        tenant_id=job.tenant_id, event_type=done.event_type, fields=done.event_fields, now=now, job_id=job.job_id
-    )
-    job_row = {
-        "id": job.job_id,
-        "tenant_id": str(job.tenant_id),
-        "kind": job.kind,
-        "status": done.receipt.status.value,
-        "requested_model": done.receipt.requested_model,
-        "response": done.body,
-        "http_status": done.http_status,
-        "receipt_id": done.receipt.id,
-        "created_at": job.submitted_at.isoformat(),
-        "finished_at": now.isoformat(),
-    }
-    first = await res.finisher.finish(job=job_row, receipt=receipt.row(), event_type=done.event_type,
-                                      prefix=prefix, suffix=suffix)
+async def _commit(res: Resources, job: DispatchJob, commit: Commit | None, on_committed: OnCommitted,
+                  call: CallRecord | None, *, adopted: bool = False) -> Outcome | None:
+    """Write `commit` (None: only read what is stored), answer the waiter, then learn from the call."""
+    first = commit is not None and await write_commit(res, commit)
+    if adopted:
+        await drop_held(res, job.job_id)
     if not first:
         async with res.db.acquire() as conn:
             stored = await job_outcome(conn, job.job_id)
-        assert stored is not None
+        if stored is None or stored.response is None:
+            log.warning("lease_lost", job_id=job.job_id)  # a later attempt runs the job and will answer
+            return None
         replayed = _replay(stored)
         await on_committed(replayed)
         return replayed
-    outcome = Outcome(http_status=done.http_status, body=done.body)
+    assert commit is not None
+    outcome = Outcome(http_status=commit.http_status, body=commit.body)
     await on_committed(outcome)
-    r = done.receipt
-    if call.succeeded and job.kind not in UNLEARNED_KINDS and r.model_slug:
-        await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
-                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort)
-    log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
-             error_code=r.error_code, latency_ms=latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
+    if call is not None:
+        await _learn(res, job, call, commit)
     return outcome
+
+
+async def _learn(res: Resources, job: DispatchJob, call: CallRecord, commit: Commit) -> None:
+    r = commit.receipt
+    if call.succeeded and job.kind not in UNLEARNED_KINDS and r["model_slug"]:
+        await record_sample(res.redis, res.stats.window, r["model_slug"], r["input_tokens"], r["output_tokens"],
+                            r["upstream_latency_ms"], reasoning_effort=r["reasoning_effort"])
+    log.info("job_finished", job_id=job.job_id, status=r["status"], model=r["model_slug"], provider=r["provider"],
+             error_code=r["error_code"], latency_ms=r["latency_ms"], attempts=r["attempts"],
+             fallbacks=len(call.fallbacks))
 
 
 def _replay(done: JobRow) -> Outcome:

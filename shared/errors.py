@@ -106,6 +106,15 @@ class PayloadTooLarge(AinferaError):
     default_code = "request_too_large"
 
 
+class StorageQuotaExceeded(AinferaError):
+    """The upload would take the tenant's stored files over its quota. 413, not 429: waiting frees
+    nothing, and SDKs retry 429s (a whole upload again); they do not retry a 413."""
+
+    status = 413
+    type = "invalid_request_error"
+    default_code = "storage_quota_exceeded"
+
+
 class UnsupportedMediaType(AinferaError):
     status = 415
     type = "invalid_request_error"
@@ -153,6 +162,13 @@ class UpstreamUnreachable(UpstreamError):
 
     default_code = "upstream_unreachable"
     retryable = True
+
+
+class UpstreamConnectionLost(UpstreamError):
+    """The connection broke after the whole request was sent and before an answer came. Not
+    retried: the provider may have done (and billed) the work; only another provider is tried."""
+
+    default_code = "upstream_connection_lost"
 
 
 class UpstreamTimeout(UpstreamError):

@@ -21,6 +21,8 @@ from shared.catalog.cache import CatalogCache
 from shared.db.notifications import NotificationListener
 from shared.db.pool import create_pool
 from shared.finisher import Finisher
+from shared.logging import get_logger
+from shared.providers.call import withheld_credentials
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
@@ -28,6 +30,8 @@ from shared.signing import Signer, load_signer
 
 CATALOG_CHANNEL = "ainfera_catalog"
 TENANTS_CHANNEL = "ainfera_tenants"
+
+log = get_logger(__name__)
 
 
 def utc_now() -> datetime:
@@ -53,6 +57,12 @@ async def open_resources(
     settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now
 ) -> AsyncIterator[Resources]:
     """Open pools and clients, load the catalog, start listening for changes; close all on exit."""
+    withheld = withheld_credentials(settings)
+    if withheld:
+        # Loud, once per process: whoever set both may believe real providers are answering.
+        log.warning("upstream_override_withholds_provider_keys", upstream_override=settings.upstream_override,
+                    variables=list(withheld), sent_instead="placeholder credential",
+                    detail="every upstream call goes to the override; no provider key is sent there")
     signer = load_signer(settings.signing_key.get_secret_value() if settings.signing_key else None,
                          settings.signing_key_file, settings.retired_key_files)
     async with contextlib.AsyncExitStack() as stack:

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Fallback poll when no wake-up notice arrives (deferred retries, lost notices).
     worker_poll_fallback_s: float = 1.0
     worker_job_completion_wait_s: int = 30
+    # A job attempted this many times without finishing (worker deaths, our own outages) fails for good.
+    job_max_attempts: int = Field(default=10, ge=1, le=100)
+    # A finished job whose commit fails retries it for this long, answer in hand, then holds the
+    # commit in Redis for its next attempt. Keep it under the job timeout's margin (30 s).
+    commit_retry_s: float = Field(default=20.0, ge=0, le=25)
 
     # --- router --------------------------------------------------------------------------
     default_max_cost_per_call_usd: float = 0.10
@@ -102,7 +107,9 @@ class Settings(BaseSettings):
 
     # --- files, batches, async jobs ---------------------------------------------------------
     max_upload_bytes: int = 1024 * 1024 * 1024
+    max_tenant_file_bytes: int = Field(default=10 * 1024**3, ge=0)  # a tenant's input files, all together
     max_batch_lines: int = 2_000_000
+    max_batch_line_bytes: int = 10 * 1024 * 1024  # one input line (a request, images and all) at most this long
     batch_queue_watermark: int = 4000  # the supervisor keeps the bulk queue at most this deep
     batch_feed_chunk: int = 500  # lines fed per batch per turn (turns go round the tenants)
     max_job_wait_s: float = 60.0  # longest GET /v1/jobs/{id}?wait=

@@ -7,16 +7,20 @@ reconciler does. Stored jobs run on the bulk queue, never ahead of synchronous c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from shared.db.jobs import create_stored_job
+from shared.logging import get_logger
 from shared.queue.enqueue import enqueue, enqueue_many
 from shared.queue.names import QueueName, completion_channel
+
+log = get_logger(__name__)
 
 STORED_FUNCTION = "dispatch_stored"
 SUPERVISE_FUNCTION = "supervise_batches"
@@ -34,14 +38,32 @@ async def enqueue_stored(redis: Redis, job_ids: Sequence[str]) -> int:
 
 
 async def submit_async(db: Any, redis: Redis, *, job_id: str, tenant_id: UUID, request: dict[str, Any],
-                       now: datetime) -> None:
-    """Store an async call (the caller is then told it was accepted), then queue it."""
-    async with db.acquire() as conn:
+                       now: datetime, on_created: Callable[[Any], Awaitable[None]] | None = None) -> None:
+    """Store an async call (the caller is then told it was accepted), then queue it.
+
+    `on_created(conn)` runs in the transaction that stores the job (the gateway binds the
+    request's Idempotency-Key there). Once stored, the job is accepted: an enqueue that fails
+    is not the caller's problem, because the supervisor's reconciler queues stored jobs that
+    lost (or never got) their queue entry within seconds.
+    """
+    async with db.acquire() as conn, conn.transaction():
         await create_stored_job(conn, job_id=job_id, tenant_id=tenant_id, kind="async",
                                 requested_model=str(request["model"]), request=request, created_at=now)
-    await enqueue_stored(redis, [job_id])
+        if on_created is not None:
+            await on_created(conn)
+    try:
+        await enqueue_stored(redis, [job_id])
+    except (RedisError, OSError) as e:
+        log.warning("stored_job_enqueue_deferred", job_id=job_id, error=type(e).__name__)
 
 
 async def nudge_supervisor(redis: Redis, reason: str) -> None:
-    """Run a batch supervisor tick now rather than at the next second (a batch was created or cancelled)."""
-    await enqueue(redis, QueueName.CONTROL, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})
+    """Run a batch supervisor tick now rather than at the next second (a batch was created or cancelled).
+
+    Best effort: the tick runs every second anyway, so a nudge that cannot be sent only costs
+    that second, and never turns work already committed into an error for the caller.
+    """
+    try:
+        await enqueue(redis, QueueName.CONTROL, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})
+    except (RedisError, OSError) as e:
+        log.warning("supervisor_nudge_failed", reason=reason, error=type(e).__name__)

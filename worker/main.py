@@ -41,7 +41,6 @@ from shared.settings import Settings
 from shared.stored_jobs import STORED_FUNCTION, SUPERVISE_FUNCTION
 from worker.context import RESOURCES
 from worker.tasks import (
-    DISPATCH_MAX_TRIES,
     decide_fanout,
     dispatch,
     dispatch_stored,
@@ -69,21 +68,24 @@ def _functions(settings: Settings, queue: QueueName) -> tuple[list[Any], list[An
     running job's in-progress lock for the queue's longest timeout + 10 s, and that is how long
     a killed worker's job waits before it runs again."""
     timeout = settings.upstream_deadline_s + JOB_TIMEOUT_MARGIN_S
+    # One try more than a job may be attempted: the last delivery is the one that records the
+    # job as failed for good (arq itself would drop it silently, with no receipt).
+    tries = settings.job_max_attempts + 1
     if queue == QueueName.INTERACTIVE:
-        return [func(dispatch, name="dispatch", timeout=timeout, max_tries=DISPATCH_MAX_TRIES)], []
+        return [func(dispatch, name="dispatch", timeout=timeout, max_tries=tries)], []
     if queue == QueueName.BATCH:
-        return [func(dispatch_stored, name=STORED_FUNCTION, timeout=timeout, max_tries=DISPATCH_MAX_TRIES)], []
+        return [func(dispatch_stored, name=STORED_FUNCTION, timeout=timeout, max_tries=tries)], []
     if queue == QueueName.PROBE:
         probe_timeout = settings.fanout_probe_timeout_s + JOB_TIMEOUT_MARGIN_S
         return [
-            func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES),
-            func(plan_fanout, name=PLAN_FUNCTION, timeout=probe_timeout, max_tries=DISPATCH_MAX_TRIES),
+            func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=tries),
+            func(plan_fanout, name=PLAN_FUNCTION, timeout=probe_timeout, max_tries=tries),
         ], []
     return (
         [
-            func(finalize, name=FINALIZE_FUNCTION, timeout=FINALIZE_TIMEOUT_S, max_tries=DISPATCH_MAX_TRIES),
+            func(finalize, name=FINALIZE_FUNCTION, timeout=FINALIZE_TIMEOUT_S, max_tries=tries),
             func(supervise_batches, name=SUPERVISE_FUNCTION, timeout=60, max_tries=1),
-            func(decide_fanout, name=DECIDE_FUNCTION, timeout=300, max_tries=DISPATCH_MAX_TRIES),
+            func(decide_fanout, name=DECIDE_FUNCTION, timeout=300, max_tries=tries),
             func(fanout_tick, name="fanout_tick", timeout=120, max_tries=1),
         ],
         [

@@ -35,8 +35,7 @@ from worker.context import resources
 log = get_logger(__name__)
 
 RETRYABLE_INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
-RETRY_BACKOFF_S = (0.5, 1, 2, 4, 8, 15, 30, 30, 30)
-DISPATCH_MAX_TRIES = len(RETRY_BACKOFF_S) + 1
+RETRY_BACKOFF_S = (0.5, 1, 2, 4, 8, 15, 30)  # then 30 s between tries
 
 T = TypeVar("T")
 
@@ -72,7 +71,7 @@ async def dispatch(
             await notify_done(res.redis, reply_to, job_id, outcome.to_message())
 
     try:
-        await _retrying(ctx, run_dispatch(res, job, job_try=ctx.get("job_try", 1), on_committed=reply), "dispatch")
+        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply), "dispatch")
     except Retry:
         raise
     except Exception:
@@ -93,12 +92,14 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind, request=claimed.request,
-                          submitted_at=claimed.created_at)
+                          submitted_at=claimed.created_at)  # request None: stored, but unreadable
         async def announce(outcome: Outcome) -> None:
             if claimed.kind == "async":
                 await notify_done(res.redis, ASYNC_CHANNEL, job_id, outcome.to_message())
 
-        return await run_dispatch(res, job, job_try=ctx.get("job_try", 1), on_committed=announce)
+        # The claim's attempt count is the lease: it grows with every worker that takes the job,
+        # however the job came back (arq retry, a reconciler re-enqueue after a crash).
+        return await run_dispatch(res, job, attempt=claimed.attempt, on_committed=announce)
 
     await _retrying(ctx, run(), "dispatch_stored")
 

@@ -25,6 +25,7 @@ from shared.errors import NotFound
 router = APIRouter()
 
 MAX_PAGE = 500
+MAX_SEQ = 2**63 - 1  # seq is a bigint: a larger number cannot even be sent to Postgres
 
 
 def event_object(tenant_id: str, e: EventRow) -> dict[str, Any]:
@@ -52,7 +53,7 @@ async def _own_tenant(request: Request, tenant_id: str) -> UUID:
 async def list_audit_events(
     request: Request,
     tenant_id: str,
-    since_seq: int = Query(default=0, ge=0, description="return events with seq greater than this"),
+    since_seq: int = Query(default=0, ge=0, le=MAX_SEQ, description="return events with seq greater than this"),
     limit: int = Query(default=100, ge=1, description=f"at most {MAX_PAGE}; larger values are capped"),
 ) -> JSONResponse:
     tid = await _own_tenant(request, tenant_id)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from gateway.auth import authenticate
 from gateway.body import read_json
 from gateway.deps import gateway_state
-from gateway.idempotency import canonical_body, idempotent
+from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
 from gateway.responses import JSONResponse
 from shared.batches.lines import BATCH_ENDPOINTS
 from shared.batches.objects import batch_object
@@ -61,9 +61,9 @@ async def create(request: Request) -> Response:
     owner = await authenticate(request)
     data = await read_json(request, 64 * 1024)
 
-    async def handle() -> Response:
+    async def handle(binder: Binder) -> Response:
         body = _parse(data)
-        async with st.res.db.acquire() as conn:
+        async with st.res.db.acquire() as conn, conn.transaction():
             f = await get_file(conn, body.input_file_id, owner.tenant.id)
             if f is None or f.status != "processed":
                 raise NotFound(f"No file '{body.input_file_id}'.", param="input_file_id")
@@ -77,10 +77,16 @@ async def create(request: Request) -> Response:
                 endpoint=body.endpoint, completion_window=body.completion_window, metadata=body.metadata,
                 total=f.line_count, expires_at=now + COMPLETION_WINDOWS[body.completion_window],
             )
+            await binder.bind(batch.id, conn)  # commits with the batch: a repeat finds this batch
         await nudge_supervisor(st.res.redis, batch.id)
         return JSONResponse(batch_object(batch))
 
-    return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle)
+    async def resume(batch_id: str) -> Response | WorkState:
+        async with st.res.db.acquire() as conn:
+            batch = await get_batch(conn, batch_id, owner.tenant.id)
+        return JSONResponse(batch_object(batch)) if batch is not None else WorkState.LOST
+
+    return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle, resume=resume)
 
 
 @router.get("/v1/batches/{batch_id}")
@@ -117,7 +123,7 @@ async def cancel(request: Request, batch_id: str) -> Response:
     st = gateway_state(request)
     owner = await authenticate(request)
 
-    async def handle() -> Response:
+    async def handle(_: Binder) -> Response:
         async with st.res.db.acquire() as conn:
             batch = await request_cancel(conn, batch_id, owner.tenant.id)
             if batch is None:

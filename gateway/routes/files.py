@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.auth import authenticate
+from gateway.content_disposition import attachment
 from gateway.deps import GatewayState, gateway_state
 from gateway.idempotency import PENDING_HASH, KeyClaim, check_stored, claim, key_of, request_hash
 from gateway.multipart import Event, PartData, PartEnd, PartStart, multipart_events
@@ -26,6 +27,7 @@ from shared.batches.upload import UploadLimits, store_input_file
 from shared.db.batches import get_batch
 from shared.db.files import FileRow, delete_file, file_lines_after, get_file, list_files
 from shared.errors import InvalidRequest, NotFound
+from shared.storable import check_storable
 
 router = APIRouter()
 PURPOSES = ("batch",)
@@ -74,10 +76,14 @@ async def _upload(st: GatewayState, request: Request, tenant_id: Any) -> tuple[F
                 if stored is not None:
                     raise InvalidRequest("Send one 'file' per upload.", param="file")
                 settings = st.res.settings
+                filename = ev.filename or "upload.jsonl"
+                check_storable(filename, param="file")  # stored as text; any other character is fine
                 stored = await store_input_file(
-                    st.res.db, tenant_id=tenant_id, filename=ev.filename or "upload.jsonl",
+                    st.res.db, tenant_id=tenant_id, filename=filename,
                     content=_part_bytes(events),
-                    limits=UploadLimits(max_bytes=settings.max_upload_bytes, max_lines=settings.max_batch_lines),
+                    limits=UploadLimits(max_bytes=settings.max_upload_bytes, max_lines=settings.max_batch_lines,
+                                        max_line_bytes=settings.max_batch_line_bytes,
+                                        max_tenant_bytes=settings.max_tenant_file_bytes),
                 )
             else:
                 raise InvalidRequest(f"Unknown form field {ev.name!r}; send 'file' and 'purpose'.", param=ev.name)
@@ -172,7 +178,7 @@ async def file_content(request: Request, file_id: str) -> StreamingResponse:
         body = output_lines(st.res.db, f.batch_id) if f.kind == "output" else (
             error_lines(st.res.db, f.batch_id, batch.status))
     return StreamingResponse(body, media_type="application/jsonl",
-                             headers={"content-disposition": f'attachment; filename="{f.filename}"'})
+                             headers={"content-disposition": attachment(f.filename)})
 
 
 async def _input_lines(st: GatewayState, file_id: str) -> AsyncIterator[bytes]:

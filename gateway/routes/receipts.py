@@ -18,6 +18,9 @@ from shared.errors import NotFound
 
 router = APIRouter()
 
+# 9999-12-31T23:59:59Z, the last second a datetime can hold; beyond it Python cannot convert.
+MAX_UNIX_SECONDS = 253_402_300_799
+
 
 @router.get("/v1/receipts/{receipt_id}")
 async def retrieve_receipt(request: Request, receipt_id: str) -> JSONResponse:
@@ -35,8 +38,9 @@ async def list_tenant_receipts(
     after: str | None = Query(default=None, description="the last id of the previous page"),
     limit: int = Query(default=100, ge=1, le=1000),
     model: str | None = Query(default=None, description="only receipts of this slug"),
-    created_after: int | None = Query(default=None, ge=0, description="unix seconds, inclusive"),
-    created_before: int | None = Query(default=None, ge=0, description="unix seconds, exclusive"),
+    created_after: int | None = Query(default=None, ge=0, le=MAX_UNIX_SECONDS, description="unix seconds, inclusive"),
+    created_before: int | None = Query(default=None, ge=0, le=MAX_UNIX_SECONDS,
+                                       description="unix seconds, exclusive"),
 ) -> JSONResponse:
     owner = await authenticate(request)
 

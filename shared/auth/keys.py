@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
 
 KEY_PREFIX = "sk-ainf-"
 PREFIX_SHOWN = 12  # "sk-ainf-" plus four characters, enough to recognise a key in a list
+_KEY_BYTES = 32
+# What new_api_key() makes: the prefix and unpadded URL-safe base64 of the random bytes.
+_KEY_SHAPE = re.compile(re.escape(KEY_PREFIX) + rf"[A-Za-z0-9_-]{{{math.ceil(_KEY_BYTES * 4 / 3)}}}")
 
 
 def new_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+    return KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
+
+
+def looks_like_api_key(token: str) -> bool:
+    """Whether `token` has the shape of a key we issue; anything else is refused without a lookup."""
+    return _KEY_SHAPE.fullmatch(token) is not None
 
 
 def hash_key(key: str) -> bytes:

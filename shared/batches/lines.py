@@ -1,4 +1,5 @@
-"""Validating a batch input file line by line as it streams in; memory stays bounded by one chunk.
+"""Validating a batch input file line by line as it streams in; memory stays bounded by one chunk
+and one line (at most `max_batch_line_bytes`).
 
 A line is `{"custom_id": ..., "method": "POST", "url": "/v1/chat/completions", "body": {...}}`,
 the body being a chat-completions request that passes the same validation as a synchronous
@@ -17,6 +18,7 @@ import orjson
 
 from shared.chat.request import validate_chat_request
 from shared.errors import InvalidRequest
+from shared.storable import check_storable
 
 BATCH_ENDPOINTS = frozenset({"/v1/chat/completions"})
 MAX_CUSTOM_ID = 512
@@ -30,8 +32,9 @@ class RequestLine:
     raw: str
 
 
-def line_error(line_no: int, message: str, *, param: str | None = None) -> InvalidRequest:
-    return InvalidRequest(f"Line {line_no}: {message}", code="invalid_batch_line", param=param or f"line {line_no}")
+def line_error(line_no: int, message: str, *, param: str | None = None,
+               code: str = "invalid_batch_line") -> InvalidRequest:
+    return InvalidRequest(f"Line {line_no}: {message}", code=code, param=param or f"line {line_no}")
 
 
 def validate_line(line_no: int, text: str) -> RequestLine:
@@ -55,6 +58,13 @@ def validate_line(line_no: int, text: str) -> RequestLine:
     if data.get("url") not in BATCH_ENDPOINTS:
         raise line_error(line_no, f"url must be one of {', '.join(sorted(BATCH_ENDPOINTS))}.", param="url")
     try:
+        # custom_id goes to a text column, the body to jsonb when it runs; method and url were
+        # compared with constants above.
+        check_storable(custom_id, param="custom_id")
+        check_storable(data.get("body"), param="body")
+    except InvalidRequest as e:
+        raise line_error(line_no, e.message, param=e.param) from e
+    try:
         validate_chat_request(data.get("body"))
     except InvalidRequest as e:
         param = f"body.{e.param}" if e.param else "body"
@@ -63,32 +73,60 @@ def validate_line(line_no: int, text: str) -> RequestLine:
 
 
 class LineSplitter:
-    """Bytes in, validated lines out. Carries at most one partial line between chunks."""
+    """Bytes in, validated lines out. Carries at most one partial line between chunks.
 
-    def __init__(self, max_lines: int) -> None:
-        self._partial = b""
+    The partial line is kept as the pieces it arrived in and joined once, when its newline
+    comes, and only each new chunk is searched for newlines: a long line costs time and
+    memory in proportion to its length. A line longer than `max_line_bytes` is refused as
+    soon as that many of its bytes have arrived, so the rest of it is never held.
+    """
+
+    def __init__(self, max_lines: int, *, max_line_bytes: int) -> None:
+        self._pieces: list[bytes] = []
+        self.buffered_bytes = 0  # of the partial line held between chunks
         self._line_no = 0
         self._max_lines = max_lines
+        self._max_line_bytes = max_line_bytes
         self.request_lines = 0
         self._seen: dict[str, int] = {}
 
     def feed(self, chunk: bytes) -> list[RequestLine]:
-        data = self._partial + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._hold(chunk)
             return []
-        self._partial = data[cut + 1:]
-        return list(self._lines(data[:cut].split(b"\n")))
+        last = chunk.rfind(b"\n")
+        raws = [b"".join([*self._pieces, chunk[:first]]) if self._pieces else chunk[:first]]
+        if last > first:
+            raws.extend(chunk[first + 1:last].split(b"\n"))
+        self._pieces, self.buffered_bytes = [], 0
+        lines = list(self._lines(raws))
+        self._hold(chunk[last + 1:])
+        return lines
 
     def finish(self) -> list[RequestLine]:
-        rest, self._partial = self._partial, b""
+        rest = b"".join(self._pieces)
+        self._pieces, self.buffered_bytes = [], 0
         return list(self._lines([rest])) if rest else []
+
+    def _hold(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self.buffered_bytes += len(piece)
+        if self.buffered_bytes > self._max_line_bytes:
+            raise self._too_long(self._line_no + 1)
+        self._pieces.append(piece)
+
+    def _too_long(self, line_no: int) -> InvalidRequest:
+        return line_error(line_no, f"longer than the limit of {self._max_line_bytes} bytes per line.",
+                          code="line_too_long")
 
     def _lines(self, raws: list[bytes]) -> Iterator[RequestLine]:
         self._seen.clear()  # duplicates across chunks are the database's to find
         for raw in raws:
             self._line_no += 1
+            if len(raw) > self._max_line_bytes:
+                raise self._too_long(self._line_no)
             text = raw.rstrip(b"\r")
             if not text.strip():
                 continue

@@ -24,6 +24,11 @@ _NEVER_RAN = {
 }
 
 
+def _stored(answer: str) -> orjson.Fragment:
+    """A job's answer, spliced in as the JSON text it was stored as: byte for byte, never re-parsed."""
+    return orjson.Fragment(answer)
+
+
 def _request_id(job_id: str | None, line_no: int, batch_id: str) -> str:
     return f"batch_req_{(job_id or f'{batch_id}_{line_no}').removeprefix('job_')}"
 
@@ -32,7 +37,7 @@ def render_success(batch_id: str, row: Any) -> bytes:
     return orjson.dumps({
         "id": _request_id(row["id"], row["line_no"], batch_id),
         "custom_id": row["custom_id"],
-        "response": {"status_code": row["http_status"], "request_id": row["id"], "body": row["response"]},
+        "response": {"status_code": row["http_status"], "request_id": row["id"], "body": _stored(row["response"])},
         "error": None,
     }) + b"\n"
 
@@ -41,7 +46,7 @@ def render_failure(batch_id: str, row: Any, batch_status: str) -> bytes:
     status = row["status"]
     if status == "failed" and row["response"] is not None:
         response: dict[str, Any] | None = {
-            "status_code": row["http_status"], "request_id": row["id"], "body": row["response"]}
+            "status_code": row["http_status"], "request_id": row["id"], "body": _stored(row["response"])}
         error = None
     else:
         # Never ran: closed as expired or cancelled, or never became a job before the batch ended.

@@ -10,6 +10,13 @@ Each tick, under a Redis lock so ticks never overlap:
    no queue entry any more (Redis flushed or restarted) are enqueued again. A marker key
    tells a Redis that lost its data from one that did not, and triggers a full pass.
 Everything it does is derived from Postgres and safe to repeat.
+
+One batch's failure never stops the others: each batch is advanced and fed on its own, and
+an error in one (a line Postgres cannot read, a bug) is logged and that batch skipped for the
+tick, while every other tenant's batches are fed and the reconciler and key expiry still run.
+A line that cannot be read becomes a job without a request, which fails alone (see
+`materialize_lines`). Losing the database or Redis is different: that ends the tick, which the
+next second retries.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from shared.batches.finalize import FINALIZE_FUNCTION, finalize_job_id
+from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.batches import (
     OpenBatch,
     close_open_lines,
@@ -45,6 +53,8 @@ LOCK_KEY = "ainfera:batch-supervisor:lock"
 EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data
 ARQ_JOB_PREFIX = "arq:job:"
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# Losing one of these ends the whole tick (the next one retries); any other error is one batch's own.
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +88,21 @@ async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
         now = res.clock()
         async with res.db.acquire() as conn:
             batches = await open_batches(conn)
+        broken: set[str] = set()
         for b in batches:
-            if await _advance(res, b, now):
-                report.finalizing.append(b.id)
+            try:
+                if await _advance(res, b, now):
+                    report.finalizing.append(b.id)
+            except _OUTAGE_ERRORS:
+                raise
+            except Exception:  # isolation boundary: one batch's bug must not stop every tenant's batches
+                log.exception("batch_advance_failed", batch_id=b.id)
+                broken.add(b.id)
         feedable = [b for b in batches if b.status in ("validating", "in_progress") and b.fed_through < b.total
-                    and now < b.expires_at and b.id not in report.finalizing]
-        report.fed = await _feed(res, feedable, config)
+                    and now < b.expires_at and b.id not in report.finalizing and b.id not in broken]
+        report.fed = await _feed(res, feedable, config, broken)
         report.requeued = await _reconcile(res, config)
-        report.fed += await _keep_fed(res, config)
+        report.fed += await _keep_fed(res, config, broken)
         async with res.db.acquire() as conn:
             await expire_keys(conn, IDEMPOTENCY_TTL)
     finally:
@@ -116,8 +133,10 @@ def _job_prefix(batch_id: str) -> str:
     return f"job_{batch_id.removeprefix('batch_')}_"
 
 
-async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConfig) -> int:
-    """Fill the bulk queue up to the watermark, one chunk per tenant per turn, oldest-fed tenant first."""
+async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConfig, broken: set[str]) -> int:
+    """Fill the bulk queue up to the watermark, one chunk per tenant per turn, oldest-fed tenant first.
+
+    A batch whose feed fails is added to `broken` and left alone for the rest of the tick."""
     if not batches:
         return 0
     budget = config.watermark - int(await res.redis.zcard(BULK_QUEUE))
@@ -132,11 +151,19 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
             b = queue[0]
             take = min(config.chunk, budget, b.total - progress[b.id])
             through = progress[b.id] + take
-            async with res.db.acquire() as conn:
-                ids = await materialize_lines(conn, b.id, progress[b.id], through, _job_prefix(b.id))
-            await enqueue_stored(res.redis, ids)
-            fed += len(ids)
-            budget -= take
+            try:
+                async with res.db.acquire() as conn:
+                    ids = await materialize_lines(conn, b.id, progress[b.id], through, _job_prefix(b.id))
+            except _OUTAGE_ERRORS:
+                raise
+            except Exception:  # isolation boundary: this batch only; the others keep being fed
+                log.exception("batch_feed_failed", batch_id=b.id, lines_after=progress[b.id])
+                broken.add(b.id)
+                through = b.total  # drop it from this tick's turns
+            else:
+                await enqueue_stored(res.redis, ids)
+                fed += len(ids)
+                budget -= take
             progress[b.id] = through
             if through >= b.total:
                 queue.pop(0)
@@ -147,7 +174,7 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
     return fed
 
 
-async def _keep_fed(res: Resources, config: SupervisorConfig) -> int:
+async def _keep_fed(res: Resources, config: SupervisorConfig, broken: set[str]) -> int:
     """Refill the queue for the rest of the tick while there is something to feed."""
     loop = asyncio.get_running_loop()
     until = loop.time() + config.refill_for_s
@@ -157,10 +184,10 @@ async def _keep_fed(res: Resources, config: SupervisorConfig) -> int:
         now = res.clock()
         async with res.db.acquire() as conn:
             batches = [b for b in await open_batches(conn) if b.status in ("validating", "in_progress")
-                       and b.fed_through < b.total and now < b.expires_at]
+                       and b.fed_through < b.total and now < b.expires_at and b.id not in broken]
         if not batches:
             break
-        fed += await _feed(res, batches, config)
+        fed += await _feed(res, batches, config, broken)
     return fed
 
 

@@ -3,7 +3,8 @@
 Memory is bounded by one chunk of lines whatever the file's size. The file row exists
 (status `uploading`) from the start, so its lines can be written as they arrive; any
 failure (a bad line, too many bytes, the client going away) deletes it again, and only a
-file that was read to the end and validated becomes `processed`.
+file that was read to the end and validated becomes `processed`. Its bytes are reserved
+against the tenant's storage quota as they arrive (`quota.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.batches.lines import LineSplitter, RequestLine, line_error
+from shared.batches.quota import QuotaReservation
 from shared.db.files import (
     DuplicateCustomId,
     FileRow,
@@ -34,6 +36,8 @@ FLUSH_LINES = 5000
 class UploadLimits:
     max_bytes: int
     max_lines: int
+    max_line_bytes: int
+    max_tenant_bytes: int  # all the tenant's input files together, this one included
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +58,16 @@ async def store_input_file(
         await create_file(conn, file_id=file_id, tenant_id=tenant_id, purpose="batch", kind="input",
                           filename=filename, status="uploading")
     try:
+        quota = QuotaReservation(db, file_id=file_id, tenant_id=tenant_id, limit=limits.max_tenant_bytes)
         digest = hashlib.sha256()
-        splitter = LineSplitter(limits.max_lines)
+        splitter = LineSplitter(limits.max_lines, max_line_bytes=limits.max_line_bytes)
         size = 0
         pending: list[RequestLine] = []
         async for chunk in content:
             size += len(chunk)
             if size > limits.max_bytes:
                 raise PayloadTooLarge(f"The file exceeds the limit of {limits.max_bytes} bytes.", param="file")
+            await quota.cover(size)
             digest.update(chunk)
             pending.extend(splitter.feed(chunk))
             if len(pending) >= FLUSH_LINES:

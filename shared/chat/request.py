@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InvalidRequest
+from shared.storable import check_storable
 
 AUTO_MODELS = frozenset({"ainfera-auto", "ainfera-inference"})
 MAX_TOKENS_LIMIT = 1_000_000
@@ -40,12 +41,49 @@ class RoutingHint(_Strict):
     latency_budget_ms: PositiveFinite | None = None
 
 
-class Message(BaseModel):
-    # Messages carry vendor fields we pass through (name, tool_call_id, tool_calls, ...).
+class _Open(BaseModel):
+    # Objects that carry vendor fields we pass through; the fields we read have OpenAI's types.
     model_config = ConfigDict(extra="allow", strict=True)
 
+
+class FunctionCall(_Open):
+    name: Annotated[str, Field(max_length=256)]
+    arguments: str  # a JSON document as a string, as OpenAI sends and expects it
+
+
+class ToolCall(_Open):
+    id: Annotated[str, Field(max_length=256)]
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class FunctionDefinition(_Open):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(_Open):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Open):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ToolChoice(_Open):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class Message(_Open):
+    # Messages carry vendor fields we pass through (name, tool_call_id, ...).
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: Annotated[list[ToolCall], Field(max_length=512)] | None = None
+    tool_call_id: Annotated[str, Field(max_length=256)] | None = None
+    name: Annotated[str, Field(max_length=256)] | None = None
 
     @field_validator("content")
     @classmethod
@@ -75,8 +113,8 @@ class ChatCompletionRequest(_Strict):
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: dict[str, Any] | None = None
     seed: int | None = None
-    tools: Annotated[list[dict[str, Any]], Field(max_length=512)] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: Annotated[list[Tool], Field(max_length=512)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     user: Annotated[str, Field(max_length=512)] | None = None
     metadata: dict[str, str] | None = None
@@ -95,15 +133,26 @@ class ChatCompletionRequest(_Strict):
 
 
 def parse_body(raw: bytes) -> Any:
-    """Strict JSON: NaN, Infinity and trailing garbage are errors (orjson refuses them)."""
+    """Strict JSON: NaN, Infinity and trailing garbage are errors (orjson refuses them), and so is
+    what Postgres or orjson could not take later (U+0000, deep nesting): see `shared.storable`.
+
+    Every JSON body the gateway reads comes through here, before it is hashed for an
+    Idempotency-Key or looked at by an endpoint, so each is checked once.
+    """
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise InvalidRequest(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
+    check_storable(data)
+    return data
 
 
 def validate_chat_request(data: Any) -> ChatCompletionRequest:
-    """Validate a parsed body; errors name the offending field, OpenAI style."""
+    """Validate a parsed body; errors name the offending field, OpenAI style.
+
+    `data` has passed `check_storable` already: `parse_body` checks a request body and
+    `shared.batches.lines.validate_line` a batch line's, so it is not walked twice.
+    """
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     for name in data:

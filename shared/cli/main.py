@@ -55,7 +55,13 @@ async def _tenant_create(settings: Settings, name: str) -> dict[str, Any]:
     from shared.auth.keys import hash_key, new_api_key, shown_prefix
     from shared.db.pool import connect
     from shared.db.tenants import create_api_key, create_tenant
+    from shared.errors import AinferaError
+    from shared.storable import check_storable
 
+    try:
+        check_storable(name, param="--name")
+    except AinferaError as e:
+        raise SystemExit(f"error: {e.message}") from None
     conn = await connect(settings.database_url)
     try:
         key = new_api_key()
@@ -93,6 +99,7 @@ async def _set_policy(settings: Settings, tenant: str, policy_text: str) -> dict
     from shared.db.tenants import set_spend_policy
     from shared.errors import AinferaError
     from shared.routing.policy import validate_policy
+    from shared.storable import check_storable
 
     try:
         tid = UUID(tenant)
@@ -100,8 +107,12 @@ async def _set_policy(settings: Settings, tenant: str, policy_text: str) -> dict
         raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
     try:
         document = json.loads(policy_text)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:
         raise SystemExit(f"error: --policy is not valid JSON: {e}") from None
+    try:
+        check_storable(document, param="--policy")
+    except AinferaError as e:
+        raise SystemExit(f"error: {e.message}") from None
     conn = await connect(settings.database_url)
     try:
         try:

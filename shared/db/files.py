@@ -54,6 +54,11 @@ async def copy_lines(conn: Any, file_id: str, lines: Sequence[tuple[int, str, st
         raise DuplicateCustomId(str(e)) from e
 
 
+async def reserve_input_bytes(conn: Any, file_id: str, tenant_id: UUID, n: int, *, limit: int) -> bool:
+    """Reserve `n` more bytes for an uploading input file; False when its tenant would exceed `limit`."""
+    return await conn.fetchval(q("files", "reserve_input_bytes"), file_id, tenant_id, n, limit) is not None
+
+
 async def finish_upload(conn: Any, file_id: str, size: int, line_count: int) -> FileRow:
     return _row(await conn.fetchrow(q("files", "finish_upload"), file_id, size, line_count))
 

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from shared.db.queries import q
 from shared.receipts.types import Receipt, ReceiptStatus
 
@@ -18,7 +20,7 @@ class JobRow:
     kind: str
     status: str
     requested_model: str
-    response: dict[str, Any] | None
+    response: dict[str, Any] | None  # stored as the JSON text it was answered with
     http_status: int | None
     receipt_id: str | None
     created_at: datetime
@@ -50,9 +52,13 @@ async def job_outcome(conn: Any, job_id: str) -> JobRow | None:
     if r is None:
         return None
     return JobRow(
-        r["id"], r["tenant_id"], r["kind"], r["status"], r["requested_model"], r["response"],
+        r["id"], r["tenant_id"], r["kind"], r["status"], r["requested_model"], _json(r["response"]),
         r["http_status"], r["receipt_id"], r["created_at"], r["finished_at"],
     )
+
+
+def _json(text: str | None) -> Any:
+    return orjson.loads(text) if text is not None else None
 
 
 def _receipt(r: Any) -> Receipt:
@@ -87,6 +93,15 @@ class ClaimedJob:
     request: dict[str, Any]
     created_at: datetime
     batch_id: str | None
+    attempt: int  # this claim's lease: the attempt number it took
+
+
+async def register_attempt(conn: Any, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
+                           created_at: datetime, attempt: int) -> int | None:
+    """Take the lease of a job delivered again. Returns the lease now held, None when it finished."""
+    lease: int | None = await conn.fetchval(q("jobs", "register_attempt"), job_id, tenant_id, kind,
+                                            requested_model, created_at, attempt)
+    return lease
 
 
 async def create_stored_job(conn: Any, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
@@ -98,4 +113,4 @@ async def claim_stored_job(conn: Any, job_id: str) -> ClaimedJob | None:
     r = await conn.fetchrow(q("jobs", "claim_stored_job"), job_id)
     if r is None:
         return None
-    return ClaimedJob(r["tenant_id"], r["kind"], r["request"], r["created_at"], r["batch_id"])
+    return ClaimedJob(r["tenant_id"], r["kind"], r["request"], r["created_at"], r["batch_id"], r["attempt"])

@@ -15,6 +15,7 @@ from shared.catalog.types import Catalog, Model
 from shared.errors import (
     AinferaError,
     UpstreamAuthFailed,
+    UpstreamConnectionLost,
     UpstreamError,
     UpstreamMalformed,
     UpstreamMisconfigured,
@@ -79,6 +80,7 @@ def reason_for(error: AinferaError) -> tuple[str, str]:
         (UpstreamTimeout, "timeout"),
         (UpstreamUnreachable, "unreachable"),
         (UpstreamServerError, "server_error"),
+        (UpstreamConnectionLost, "connection_lost"),
         (UpstreamMalformed, "malformed_response"),
         (UpstreamRejected, "rejected_request"),
     ]

@@ -18,23 +18,32 @@ from shared.providers.registry import adapter_for
 from shared.providers.transport import RetryPolicy, UpstreamResult, send
 from shared.settings import Settings
 
-# The key sent to the simulated provider when a deployment has none for a provider.
+# The only credential sent while an upstream override is set, whatever keys the environment holds.
 SIMULATOR_KEY = "sk-simulated"
 
 
 def has_credential(settings: Settings, provider: Provider) -> bool:
-    return bool(settings.provider_key(provider.api_key_env) or settings.upstream_override)
+    return bool(settings.upstream_override or settings.provider_key(provider.api_key_env))
 
 
 def provider_credential(settings: Settings, provider: Provider) -> str:
+    """The key for `provider`. With an override set, the placeholder: the override address is not
+    the provider (typically the simulator, over plain HTTP), so a real key must never go there."""
+    if settings.upstream_override:
+        return SIMULATOR_KEY
     key = settings.provider_key(provider.api_key_env)
     if key:
         return key
-    if settings.upstream_override:
-        return SIMULATOR_KEY
     raise ProviderNotConfigured(
         f"Provider '{provider.name}' has no credentials configured in this deployment (set {provider.api_key_env})."
     )
+
+
+def withheld_credentials(settings: Settings) -> tuple[str, ...]:
+    """The names (never the values) of the provider keys an upstream override keeps from being sent."""
+    if not settings.upstream_override:
+        return ()
+    return tuple(sorted(name for name, key in settings.provider_keys.items() if key.get_secret_value()))
 
 
 def provider_url(provider: Provider) -> str:

@@ -211,7 +211,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
             except TimeoutError as e:
                 raise httpx.WriteTimeout("writing the request timed out") from e
             except (ConnectionError, OSError) as e:
-                raise httpx.RemoteProtocolError(f"connection lost while sending: {e}") from e
+                # Not all of the request reached the provider: it cannot have answered it.
+                raise httpx.WriteError(f"connection lost while sending: {e}") from e
             status, reason, resp_headers, length, chunked, keep_alive = await self._read_head(conn, read_t)
         except BaseException:
             self._release(key, conn, False)

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from shared.errors import (
+    UpstreamConnectionLost,
     UpstreamError,
     UpstreamMalformed,
     UpstreamMisconfigured,
     UpstreamRateLimited,
-    UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
@@ -209,8 +209,10 @@ async def _attempt(
     except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
         raise UpstreamTimeout(f"provider did not answer in time ({type(exc).__name__})") from None
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        # Closed before any status line: usually a keep-alive connection the provider dropped.
-        raise UpstreamServerError(f"provider closed the connection before answering ({type(exc).__name__})") from None
+        # The request was sent, then the connection broke before a status line: the provider may
+        # have done the work, so this is not retried (pooled connections are checked before reuse).
+        raise UpstreamConnectionLost(
+            f"provider closed the connection after the request was sent ({type(exc).__name__})") from None
     except httpx.UnsupportedProtocol:
         raise UpstreamMisconfigured("the upstream URL has an unsupported scheme") from None
     try:

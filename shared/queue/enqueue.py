@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+from arq.constants import expires_extra_ms, in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import SerializationError, serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import Redis
@@ -71,6 +71,11 @@ def _ms(seconds: float | None) -> int | None:
     if seconds < 0:
         raise ValueError("durations must not be negative")
     return round(seconds * 1000)
+
+
+async def job_known(redis: Redis, job_id: str) -> bool:
+    """True while arq still holds the job: queued (its job key) or running (its in-progress key)."""
+    return bool(await redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id))
 
 
 async def enqueue(

@@ -67,7 +67,7 @@ def finish(
     latency_ms: int,
     now: datetime,
 ) -> Finished:
-    requested = str(request["model"])
+    requested = str(request.get("model", ""))
     served, completion = call.served, call.completion
     priced = call.served or (call.plan.chosen if call.plan else None)
     succeeded = call.succeeded
@@ -154,7 +154,7 @@ def finish(
         "estimated_cost_usd": money(estimated) if estimated is not None else None,
         "latency_ms": latency_ms,
         "attempts": call.attempts,
-        "prompt_sha256": _sha256(request["messages"]),
+        "prompt_sha256": _sha256(request.get("messages")),
         "response_sha256": _sha256(completion.choices) if completion else None,
     }
     if decision_log is not None:

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from shared.catalog.types import WireFormat
 from shared.simulator.answers import Answer, choose_tool, text_answer, tool_answer
 from shared.simulator.anthropic_dialect import AnthropicDialect
-from shared.simulator.control import handle_control
+from shared.simulator.control import handle_control, is_loopback
 from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json
 from shared.simulator.dialect import Dialect, ParsedRequest, Reply
 from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse_directives
@@ -56,7 +56,8 @@ class SimulatorApp:
         method: str = scope["method"]
         if path == "/healthz" or path.startswith("/_sim/"):
             body = await read_body(receive)
-            status, answer = handle_control(method, path, body or b"", self.faults, self.stats)
+            status, answer = handle_control(method, path, body or b"", self.faults, self.stats,
+                                            loopback=is_loopback(scope.get("client")))
             await send_json(send, status, orjson.dumps(answer))
             return
         facts = self.knowledge.by_route.get(path)
@@ -143,14 +144,15 @@ class SimulatorApp:
             rule = self.faults.take(facts.host, parsed.model)
             if rule is not None:
                 latency = directives.latency_ms if directives.latency_ms is not None else rule.latency_ms
-                directives = replace(rule, latency_ms=latency, tool=directives.tool or rule.tool)
+                directives = replace(rule, latency_ms=latency, tool=directives.tool or rule.tool,
+                                     nul=directives.nul or rule.nul)
         times = directives.fail_times
         if (
             directives.has_fault
             and times is not None
             and not self.faults.should_fail(_prompt_key(facts, parsed), times)
         ):
-            directives = Directives(latency_ms=directives.latency_ms, tool=directives.tool)
+            directives = Directives(latency_ms=directives.latency_ms, tool=directives.tool, nul=directives.nul)
         return directives
 
     @staticmethod
@@ -161,7 +163,10 @@ class SimulatorApp:
             tool = choose_tool(parsed.tools, parsed.forced_tool)
             if tool is not None:
                 return tool_answer(tool, _prompt_key(facts, parsed).hex()[:24])
-        return text_answer(parsed.model, parsed.prompt_tokens, parsed.max_tokens)
+        answer = text_answer(parsed.model, parsed.prompt_tokens, parsed.max_tokens)
+        if directives.nul and answer.text is not None:
+            answer = replace(answer, text=answer.text.replace(" ", "\x00", 1))  # same token count
+        return answer
 
 
 def create_app(latency_ms: float | None = 0.0, catalog_path: Path | None = None, *, time_scale: float = 1.0,

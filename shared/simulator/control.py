@@ -5,10 +5,14 @@ GET    /_sim/faults  the active rules
 DELETE /_sim/faults  remove every rule (and forget fail-times counters)
 GET    /_sim/stats   {"total", "by_host", "by_model", "by_status"}
 DELETE /_sim/stats   reset the counters
+
+`/_sim/` answers loopback clients only (403 otherwise): tests and operators drive it from the
+simulator's own machine, while the gateway and workers reach the provider routes over a network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import orjson
@@ -17,10 +21,27 @@ from shared.simulator.faults import FaultBook
 from shared.simulator.stats import Stats
 
 
-def handle_control(method: str, path: str, body: bytes, faults: FaultBook, stats: Stats) -> tuple[int, Any]:
-    """(status, JSON-able answer) for a control or health request."""
+def is_loopback(client: Any) -> bool:
+    """Whether an ASGI `client` (host, port) is a loopback IP address; None, a name or a bad value is not."""
+    if not client:
+        return False
+    try:
+        address = ipaddress.ip_address(client[0])
+    except (TypeError, ValueError):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def handle_control(
+    method: str, path: str, body: bytes, faults: FaultBook, stats: Stats, *, loopback: bool
+) -> tuple[int, Any]:
+    """(status, JSON-able answer) for a control or health request; `loopback`: the client is local."""
     if path == "/healthz" and method == "GET":
         return 200, {"status": "ok"}
+    if not loopback:
+        return 403, {"error": "the simulator's control API answers loopback clients only"}
     if path == "/_sim/faults":
         if method == "POST":
             return _add_rule(body, faults)

@@ -13,6 +13,7 @@ Syntax (case-sensitive, anywhere in the text, several allowed):
     [sim:malformed]       200 with a body that is not JSON
     [sim:truncated]       200 whose body stops halfway (connection closed early)
     [sim:tool]            answer with a tool call when the request offers tools
+    [sim:nul]             the answer's text carries a U+0000, as a provider's may (jsonb cannot hold it)
 
 In prompts, unknown or ill-formed directives are ignored (a prompt may mention them);
 control-API specs use the same names without brackets and are checked strictly.
@@ -44,6 +45,7 @@ class Directives:
     malformed: bool = False
     truncated: bool = False
     tool: bool = False
+    nul: bool = False
 
     @property
     def has_fault(self) -> bool:
@@ -98,7 +100,7 @@ def _apply(found: Directives, name: str, value: str | None) -> Directives:
         changes = {"fail_times": int(_non_negative(value))}
     elif name == "drip":
         changes = {"drip_interval_ms": DEFAULT_DRIP_INTERVAL_MS if value is None else _non_negative(value)}
-    elif name in ("hang", "malformed", "truncated", "tool") and value is None:
+    elif name in ("hang", "malformed", "truncated", "tool", "nul") and value is None:
         changes = {name: True}
     else:
         raise ValueError(f"unknown directive {name!r}")

@@ -39,6 +39,8 @@ def build_config(app: SimulatorApp, *, host: str, port: int) -> uvicorn.Config:
         http="httptools",
         lifespan="on",
         access_log=False,
+        # The client address is the socket's peer, never a forwarded header: the control API trusts it.
+        proxy_headers=False,
         log_level="warning",
         timeout_graceful_shutdown=2,
         backlog=4096,

@@ -46,8 +46,8 @@ async def test_a_second_run_of_a_finished_job_replays_without_writing(settings, 
     tenant_id, _ = await new_tenant(settings)
     j = job(tenant_id)
     async with open_resources(settings) as res:
-        first = await run_dispatch(res, j, job_try=1)
-        second = await run_dispatch(res, j, job_try=2)
+        first = await run_dispatch(res, j, attempt=1)
+        second = await run_dispatch(res, j, attempt=2)
     assert not first.replayed and second.replayed
     assert second.body == first.body
     assert await counts(settings.database_url) == (1, 1, 1)
@@ -59,7 +59,7 @@ async def test_concurrent_runs_of_one_job_write_once(settings, sim):
     tenant_id, _ = await new_tenant(settings)
     j = job(tenant_id)
     async with open_resources(settings) as res:
-        outcomes = await asyncio.gather(*(run_dispatch(res, j, job_try=1) for _ in range(4)))
+        outcomes = await asyncio.gather(*(run_dispatch(res, j, attempt=1) for _ in range(4)))
     receipts = {o.body["ainfera"]["receipt_id"] for o in outcomes}
     assert len(receipts) == 1, "every caller sees the one receipt that was written"
     assert sum(not o.replayed for o in outcomes) == 1

@@ -85,3 +85,37 @@ def test_valid_request_passes_through_without_our_extension():
     assert body["temperature"] == 0.2 and body["stop"] == ["\n"]
     assert body["messages"][0]["name"] == "bob"
     assert req.routing_hint is not None and req.routing_hint.max_cost_usd == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"messages": [{"role": "assistant", "content": "x", "tool_calls": 1}]}, "messages.0.tool_calls"),
+        ({"messages": [{"role": "assistant", "content": "x", "tool_calls": True}]}, "messages.0.tool_calls"),
+        ({"messages": [{"role": "assistant", "content": "x", "tool_calls": ["s"]}]}, "messages.0.tool_calls.0"),
+        ({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                                                             "function": {"name": "f", "arguments": {}}}]}]},
+         "messages.0.tool_calls.0.function.arguments"),
+        ({"tools": [{"type": "function", "function": "f"}]}, "tools.0.function"),
+        ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools.0.function.name"),
+        ({"tool_choice": {"type": "function", "function": "f"}}, "tool_choice"),
+    ],
+)
+def test_tool_shapes_that_our_code_reads_are_checked_at_the_edge(changes, param):
+    # Each of these once passed validation and then raised inside the worker (token estimate,
+    # the Anthropic adapter): the request must be a 400 naming the field instead.
+    with pytest.raises(InvalidRequest) as e:
+        validate_chat_request(bad(**changes))
+    assert e.value.status == 400 and e.value.param == param
+
+
+def test_well_formed_tools_and_tool_calls_pass_through_unchanged():
+    body = bad(
+        messages=[{"role": "user", "content": "weather?"},
+                  {"role": "assistant", "content": None, "tool_calls": [
+                      {"id": "call_1", "type": "function", "function": {"name": "get", "arguments": "{}"}}]},
+                  {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}],
+        tools=[{"type": "function", "function": {"name": "get", "parameters": {"type": "object"}, "x-vendor": 1}}],
+        tool_choice={"type": "function", "function": {"name": "get"}},
+    )
+    assert upstream_body(validate_chat_request(body)) == body

@@ -34,12 +34,13 @@ SELECT id, tenant_id, status, total, fed_through, input_file_id, expires_at, las
 
 -- name: materialize_lines
 -- Turn input lines (from, to] into queued jobs. Idempotent: lines that are already jobs are skipped.
+-- A line Postgres cannot hold as jsonb becomes a job without a request, which fails on its own.
 INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, batch_id, line_no, custom_id, created_at)
 SELECT $4 || fl.line_no, b.tenant_id, 'batch', 'queued', coalesce(body->>'model', ''), body, b.id, fl.line_no,
        fl.custom_id, now()
   FROM batches b
   JOIN file_lines fl ON fl.file_id = b.input_file_id AND fl.line_no > $2 AND fl.line_no <= $3
- CROSS JOIN LATERAL (SELECT (fl.raw::jsonb) -> 'body' AS body) AS parsed
+ CROSS JOIN LATERAL (SELECT try_jsonb(fl.raw) -> 'body' AS body) AS parsed  -- NULL: fails alone when run
  WHERE b.id = $1
 ON CONFLICT DO NOTHING
 RETURNING id;

@@ -30,3 +30,15 @@ SELECT custom_id, min(line_no) AS line_no FROM file_lines
 
 -- name: file_lines_after
 SELECT line_no, raw FROM file_lines WHERE file_id = $1 AND line_no > $2 ORDER BY line_no LIMIT $3;
+
+-- name: reserve_input_bytes
+-- Grow uploading input file $1 of tenant $2 by $3 bytes, unless the tenant would then store more
+-- than $4. The tenant's usage row is locked first, so concurrent uploads of one tenant take turns
+-- here and each sees the others' reservations; the trigger on files adds the bytes to that row.
+WITH usage AS (
+    SELECT input_bytes FROM tenant_file_usage WHERE tenant_id = $2 FOR UPDATE
+)
+UPDATE files SET bytes = bytes + $3
+ WHERE id = $1 AND tenant_id = $2 AND kind = 'input' AND status = 'uploading'
+   AND (SELECT input_bytes FROM usage) + $3 <= $4
+RETURNING bytes;

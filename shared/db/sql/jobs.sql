@@ -21,10 +21,21 @@ INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, created
 VALUES ($1, $2, $3, 'queued', $4, $5, $6);
 
 -- name: claim_stored_job
--- A worker starts a stored job: nothing is returned when it finished, or was cancelled or expired.
-UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now())
+-- A worker starts a stored job and takes its lease (the attempt number); nothing is returned
+-- when it finished, or was cancelled or expired. Taking a running job over is how a job whose
+-- worker died runs again; the old worker's lease is then stale (see finish_dispatch).
+UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), attempt = attempt + 1
  WHERE id = $1 AND status IN ('queued', 'running')
-RETURNING tenant_id, kind, request, created_at, batch_id;
+RETURNING tenant_id, kind, request, created_at, batch_id, attempt;
+
+-- name: register_attempt
+-- A synchronous job delivered again (its worker died or stalled) takes the lease for this attempt:
+-- the row appears as `running`, so the earlier attempt can no longer commit a failure.
+INSERT INTO jobs (id, tenant_id, kind, status, requested_model, created_at, started_at, attempt)
+VALUES ($1, $2, $3, 'running', $4, $5, now(), $6)
+ON CONFLICT (id) DO UPDATE SET attempt = greatest(jobs.attempt, EXCLUDED.attempt)
+ WHERE jobs.status IN ('queued', 'running')
+RETURNING attempt;
 
 -- name: list_receipts
 -- A tenant's receipts, newest first; `after` is the last id of the previous page.
