@@ -132,3 +132,22 @@ async def test_the_pool_limit_queues_requests_instead_of_opening_more(serve):
     async with httpx.AsyncClient(transport=LeanTransport(max_connections_per_host=1)) as c:
         await asyncio.gather(*(c.post(url, content=b"") for _ in range(6)))
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "httpx"])
+async def test_a_connection_lost_after_the_request_was_sent_is_not_retried(serve, lean):
+    # The provider read the whole request, then the connection broke before any answer: it may
+    # have done (and billed) the work, so sending it again could buy the same answer twice.
+    from shared.errors import UpstreamConnectionLost
+    from shared.providers.openai_chat import OpenAIChatAdapter
+    from shared.providers.transport import RetryPolicy, send
+    from shared.providers.types import UpstreamRequest
+
+    server, url = await serve([b"<close>", ok(b"{}"), ok(b"{}")])
+    policy = RetryPolicy(connect_timeout_s=2, read_timeout_s=2, deadline_s=5, max_retries=2, retry_after_cap_s=1,
+                         backoff_base_s=0.01)
+    request = UpstreamRequest(url=url, headers={"Content-Type": "application/json"}, body=b'{"model": "m"}')
+    async with httpx.AsyncClient(transport=LeanTransport() if lean else None) as client:
+        with pytest.raises(UpstreamConnectionLost) as caught:
+            await send(client, OpenAIChatAdapter(), request, policy=policy)
+    assert caught.value.attempts == 1 and len(server.requests) == 1
