@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     upstream_retry_after_cap_s: float = 10.0
     upstream_backoff_base_s: float = 0.25
     upstream_max_connections: int = 200
+    # Idle keep-alive connections are not reused after this: below the 5 s many servers close them
+    # at, so a request is never written into a connection the provider is closing.
+    upstream_keepalive_expiry_s: float = Field(default=4.0, gt=0)
     # "lean": our HTTP/1.1 transport under httpx (half the CPU per call); "httpx": httpx's own.
     upstream_transport: Literal["lean", "httpx"] = "lean"
 

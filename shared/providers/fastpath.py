@@ -36,6 +36,7 @@ class _Protocol(Exception):
 class _Conn:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    idle_since: float = 0.0  # loop time it went back to its pool
 
     def alive(self) -> bool:
         return not self.writer.is_closing() and not self.reader.at_eof()
@@ -126,8 +127,18 @@ def _timeouts(request: httpx.Request) -> tuple[float | None, float | None, float
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
-    def __init__(self, *, max_connections_per_host: int = 100, ssl_context: ssl.SSLContext | None = None) -> None:
+    """Pooled HTTP/1.1 connections per origin.
+
+    An idle connection is not reused after `keepalive_expiry_s`: servers close idle keep-alive
+    connections (5 s is a common default), and a request written into one the server is closing
+    fails after it was sent, which we must not retry (the provider might have done the work). A
+    connection the server already closed is noticed before reuse (`alive`).
+    """
+
+    def __init__(self, *, max_connections_per_host: int = 100, ssl_context: ssl.SSLContext | None = None,
+                 keepalive_expiry_s: float = 4.0) -> None:
         self._limit = max_connections_per_host
+        self._expiry = keepalive_expiry_s
         self._ssl = ssl_context
         self._pools: dict[tuple[str, str, int], _Pool] = {}
 
@@ -139,9 +150,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
     async def _acquire(self, key: tuple[str, str, int], connect_timeout: float | None) -> _Conn:
         pool = self._pools.setdefault(key, _Pool())
         while True:
+            fresh_after = asyncio.get_running_loop().time() - self._expiry
             while pool.idle:
                 conn = pool.idle.pop()
-                if conn.alive():
+                if conn.idle_since >= fresh_after and conn.alive():
                     pool.active += 1
                     return conn
                 conn.close()
@@ -167,6 +179,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
     def _release(self, key: tuple[str, str, int], conn: _Conn, reusable: bool) -> None:
         pool = self._pools[key]
         if reusable and conn.alive():
+            conn.idle_since = asyncio.get_running_loop().time()
             pool.idle.append(conn)
         else:
             conn.close()

@@ -104,13 +104,15 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
     caller that bypasses `send` still gets the configured limits. The wire work is done by
     our lean HTTP/1.1 transport unless `upstream_transport` asks for httpx's own.
     """
-    transport = (LeanTransport(max_connections_per_host=settings.upstream_max_connections)
+    transport = (LeanTransport(max_connections_per_host=settings.upstream_max_connections,
+                               keepalive_expiry_s=settings.upstream_keepalive_expiry_s)
                  if settings.upstream_transport == "lean" else None)
     return httpx.AsyncClient(
         transport=transport,
         limits=httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=settings.upstream_keepalive_expiry_s,
         ),
         timeout=RetryPolicy.from_settings(settings).attempt_timeout,
         follow_redirects=False,

@@ -284,37 +284,32 @@ def _via(settings: Settings, port: int) -> Settings:
     return settings.model_copy(update={"database_url": settings.database_url.replace(":5432/", f":{port}/")})
 
 
-async def test_a_commit_the_database_refuses_is_retried_without_calling_the_provider_again(settings, sim):
+async def _through_a_database_outage(settings: Settings, *, outage_s: float, commit_retry_s: float) -> int:
+    """A sync call whose answer arrives while the worker is cut off Postgres for `outage_s`."""
     tenant_id, key = await new_tenant(settings)
     async with flaky_proxy("127.0.0.1", 5432) as proxy:
-        worker_settings = _via(settings, proxy.port)
+        worker_settings = _via(settings, proxy.port).model_copy(update={"commit_retry_s": commit_retry_s})
         async with running_worker(worker_settings), running_gateway(settings) as client:
             call = asyncio.create_task(client.post("/v1/chat/completions", json=chat("Hold on [sim:latency=600]"),
                                                    headers={"Authorization": f"Bearer {key}"}))
             await asyncio.sleep(0.2)
-            proxy.cut()  # the answer arrives while the worker cannot reach Postgres
-            await asyncio.sleep(1.5)
+            proxy.cut()
+            await asyncio.sleep(outage_s)
             proxy.restore()
             r = await call
     assert r.status_code == 200, r.text
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
+    return int(rows[0]["attempt"])  # the attempt that committed
+
+
+async def test_a_commit_the_database_refuses_is_retried_without_calling_the_provider_again(settings, sim):
+    assert await _through_a_database_outage(settings, outage_s=1.5, commit_retry_s=20) == 1  # retried in memory
     assert await upstream_calls(sim) == 1
 
 
 async def test_a_commit_held_through_a_long_outage_is_written_by_the_next_attempt(settings, sim):
-    tenant_id, key = await new_tenant(settings)
-    async with flaky_proxy("127.0.0.1", 5432) as proxy:
-        worker_settings = _via(settings, proxy.port).model_copy(update={"commit_retry_s": 0.3})
-        async with running_worker(worker_settings), running_gateway(settings) as client:
-            call = asyncio.create_task(client.post("/v1/chat/completions", json=chat("Hold on [sim:latency=600]"),
-                                                   headers={"Authorization": f"Bearer {key}"}))
-            await asyncio.sleep(0.2)
-            proxy.cut()  # longer than the worker keeps retrying: it holds the answer and gives up its turn
-            await asyncio.sleep(2.5)
-            proxy.restore()
-            r = await call
-    assert r.status_code == 200, r.text
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    # Longer than the worker keeps retrying: it holds the answer in Redis and gives up its turn.
+    assert await _through_a_database_outage(settings, outage_s=2.5, commit_retry_s=0.3) > 1  # a later attempt
     assert await upstream_calls(sim) == 1
 
 

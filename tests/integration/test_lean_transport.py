@@ -151,3 +151,16 @@ async def test_a_connection_lost_after_the_request_was_sent_is_not_retried(serve
         with pytest.raises(UpstreamConnectionLost) as caught:
             await send(client, OpenAIChatAdapter(), request, policy=policy)
     assert caught.value.attempts == 1 and len(server.requests) == 1
+
+
+async def test_an_idle_connection_is_not_reused_past_its_keepalive_expiry(serve):
+    # A server closing idle connections races a request written into one; past the expiry the
+    # pool opens a fresh connection instead of risking a request that fails after it was sent.
+    server, url = await serve([ok(b"{}"), ok(b"{}"), ok(b"{}")])
+    async with httpx.AsyncClient(transport=LeanTransport(keepalive_expiry_s=0.2)) as c:
+        await c.post(url, content=b"")
+        await c.post(url, content=b"")  # within the expiry: the same connection
+        assert server.connections == 1
+        await asyncio.sleep(0.3)
+        await c.post(url, content=b"")
+    assert server.connections == 2
