@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test install services lint unit integration e2e bench clean
+.PHONY: up test install services lint unit integration e2e bench schema clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -40,6 +40,9 @@ integration: services
 
 e2e: services
 	$(BIN)/python -m pytest -q tests/e2e
+
+schema: services  # rewrite migrations/schema.sql after adding a migration
+	$(BIN)/ainfera-dispatch schema
 
 bench: services
 	$(BIN)/python bench/sync_latency.py

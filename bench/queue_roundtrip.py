@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker
 
 from shared.queue.enqueue import enqueue, enqueue_many
 from shared.queue.names import QueueName
 from shared.queue.notify import CompletionWaiters, notify_done
-from shared.queue.pool import create_queue_pool
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.worker import WakingWorker
 
@@ -196,7 +195,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     settings = RedisSettings.from_dsn(args.redis)
-    pool = await create_queue_pool(args.redis)
+    pool = await create_pool(settings, job_serializer=serialize, job_deserializer=deserialize)
     rows: list[Row] = []
 
     async def fresh() -> None:

@@ -4,7 +4,8 @@ Both paths are measured in the same run, alternating, at each concurrency; the f
 that matters is the added latency (gateway minus direct) at p50 and p99. The simulated
 provider answers in 50 ms. Load comes from wrk when it is installed (it barely loads the
 machine; `apt-get install wrk`), else from an httpx client in this process. Medians over
-rounds.
+rounds. For the gateway path it also prints the CPU time the worker and the gateway processes
+spent per request (from /proc; clock-tick resolution, so rough at concurrency 1).
 
     .venv/bin/python bench/sync_latency.py [--rounds 3] [--seconds 5] [--concurrency 1 16 64]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -27,6 +29,12 @@ from bench.stack import running_stack
 
 PROMPT = [{"role": "user", "content": "Write one sentence about queues."}]
 Figures = tuple[float, float, float]  # p50 ms, p99 ms, requests/s
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def pct(values: list[float], p: float) -> float:
@@ -85,16 +93,26 @@ def main() -> None:
             measure(url, body, headers, 1, 4, use_wrk)
         print(f"load: {'wrk' if use_wrk else 'httpx'}; simulated provider latency {args.sim_latency_ms:g} ms; "
               f"medians of {args.rounds} rounds of {args.seconds:g} s")
-        print(f"{'conc':>4} {'path':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+        print(f"{'conc':>4} {'path':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'worker CPU ms/req':>18} "
+              f"{'gateway CPU ms/req':>19}")
+        processes = {"worker": stack.worker_pids, "gateway": [stack.gateway_pid]}
         for conc in args.concurrency:
             runs: dict[str, list[Figures]] = {name: [] for name in paths}
+            cpu: dict[str, list[float]] = {name: [] for name in processes}
             for _ in range(args.rounds):
                 for name, (url, body, headers) in paths.items():
+                    before = {k: sum(cpu_s(pid) for pid in pids) for k, pids in processes.items()}
                     runs[name].append(measure(url, body, headers, args.seconds, conc, use_wrk))
+                    if name == "gateway":
+                        requests = runs[name][-1][2] * args.seconds
+                        for k, pids in processes.items():
+                            cpu[k].append((sum(cpu_s(pid) for pid in pids) - before[k]) / requests * 1000)
             med = {name: tuple(statistics.median(r[i] for r in rs) for i in range(3)) for name, rs in runs.items()}
             for name in paths:
                 p50, p99, rps = med[name]
-                print(f"{conc:>4} {name:>8} {p50:>8.1f} {p99:>8.1f} {rps:>8.0f}")
+                per_req = (f" {statistics.median(cpu['worker']):>18.2f} {statistics.median(cpu['gateway']):>19.2f}"
+                           if name == "gateway" else "")
+                print(f"{conc:>4} {name:>8} {p50:>8.1f} {p99:>8.1f} {rps:>8.0f}{per_req}")
             print(f"{conc:>4} {'added':>8} {med['gateway'][0] - med['direct'][0]:>8.1f} "
                   f"{med['gateway'][1] - med['direct'][1]:>8.1f}", flush=True)
 

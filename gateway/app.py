@@ -15,10 +15,10 @@ from gateway.responses import JSONResponse
 from gateway.routes import admin, audit, batches, chat, fanout, files, health, jobs, models, receipts, routing
 from gateway.url_params import refuse_unstorable_params
 from shared.logging import configure_logging
+from shared.queue.names import ASYNC_WAITERS_INSTANCE
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
 from shared.settings import Settings
-from shared.stored_jobs import ASYNC_WAITERS_INSTANCE
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

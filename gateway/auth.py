@@ -1,13 +1,21 @@
-"""Bearer authentication for tenants and for the admin API.
+"""Bearer authentication for tenants and for the admin API, as FastAPI dependencies.
 
 Every failure gets the same 401 and message, so a caller cannot tell a revoked key
 from a mistyped one. Tenant keys are looked up by SHA-256 hash (a token not shaped like our
 keys is refused without a lookup, see `shared.auth.directory`); the admin key comes from
 settings and is compared in constant time.
+
+Routes take `owner: Owner` (or list `TENANT` in their router's dependencies when they need
+no owner); admin routers list `ADMIN`. Dependencies run after the app-wide URL check
+(`gateway.url_params`) and before the handler, so a route that streams its body still
+authenticates before reading a byte of it.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
 from starlette.requests import Request
 
 from gateway.deps import gateway_state
@@ -19,6 +27,7 @@ _MESSAGE = "Incorrect API key provided. Send 'Authorization: Bearer <key>' with 
 
 
 async def authenticate(request: Request) -> KeyOwner:
+    """The tenant behind the request's bearer key; a 401 for anything else."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise AuthenticationFailed(_MESSAGE)
@@ -28,8 +37,14 @@ async def authenticate(request: Request) -> KeyOwner:
     return owner
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
+    """A 401 unless the bearer key is the admin key (and one is configured)."""
     expected = gateway_state(request).res.settings.admin_api_key
     token = bearer_token(request.headers.get("authorization"))
     if expected is None or token is None or not same_secret(token, expected.get_secret_value()):
         raise AuthenticationFailed(_MESSAGE)
+
+
+Owner = Annotated[KeyOwner, Depends(authenticate)]
+TENANT = Depends(authenticate)
+ADMIN = Depends(require_admin)

@@ -19,20 +19,16 @@ Exactly once, whatever happens:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-import orjson
 from redis.exceptions import RedisError
 
+from shared.chat.request import upstream_body
 from shared.commit import Commit, build_commit, drop_held, take_held, write_commit
 from shared.db import TRANSIENT_DB_ERRORS
-from shared.db.jobs import JobRow, job_outcome, register_attempt
+from shared.db.jobs import job_outcome, register_attempt
 from shared.errors import (
     AinferaError,
     InternalError,
@@ -41,9 +37,10 @@ from shared.errors import (
     UpstreamRejected,
     UpstreamTimeout,
 )
+from shared.jobs import DispatchJob, JobKind, Outcome
 from shared.logging import get_logger
 from shared.providers.call import call_model
-from shared.receipts.build import CallRecord
+from shared.receipts.call import CallRecord
 from shared.resources import Resources
 from shared.routing.candidates import Candidate
 from shared.routing.learned import record_sample
@@ -52,46 +49,12 @@ from shared.routing.policy import TenantPolicy
 
 log = get_logger(__name__)
 
-# Kinds of job whose calls teach the router nothing about real traffic.
-UNLEARNED_KINDS = frozenset({"probe"})
 # Errors that mean "try this job again later" (the database or Redis went away); everything
 # else raised by our own code ends the job as failed.
 INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchJob:
-    job_id: str
-    tenant_id: UUID
-    kind: str  # sync | async | batch | probe
-    request: dict[str, Any] | None  # a validated chat-completions body (None: stored, but unreadable)
-    submitted_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the caller gets: an HTTP status and the JSON body (completion or error envelope)."""
-
-    http_status: int
-    body: dict[str, Any]
-    replayed: bool = False  # True when the job had already finished (a second delivery)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        block: dict[str, Any] = self.body.get("ainfera") or {}
-        return block
-
-    def to_message(self) -> bytes:
-        """The completion notice a worker publishes to the waiting gateway."""
-        return orjson.dumps({"status": self.http_status, "body": self.body})
-
-    @staticmethod
-    def from_message(raw: bytes) -> Outcome:
-        message = orjson.loads(raw)
-        return Outcome(http_status=int(message["status"]), body=message["body"])
-
-
-OnCommitted = Callable[["Outcome"], Awaitable[None]]
+OnCommitted = Callable[[Outcome], Awaitable[None]]
 
 
 async def _no_one_waits(_: Outcome) -> None:
@@ -113,7 +76,7 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
                 await on_committed(found)
                 return found
             return await _commit(res, job, found, on_committed, None, adopted=True)
-        if job.kind == "sync" and await register_attempt_of(res, job, attempt) is None:
+        if job.kind == JobKind.SYNC and await register_attempt_of(res, job, attempt) is None:
             return await _commit(res, job, None, on_committed, None)  # finished meanwhile: replay it
 
     started = time.monotonic()
@@ -149,7 +112,7 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
 async def register_attempt_of(res: Resources, job: DispatchJob, attempt: int) -> int | None:
     async with res.db.acquire() as conn:
         return await register_attempt(conn, job_id=job.job_id, tenant_id=job.tenant_id, kind=job.kind,
-                                      requested_model=str((job.request or {}).get("model", "")),
+                                      requested_model=job.request.model if job.request else "",
                                       created_at=job.submitted_at, attempt=attempt)
 
 
@@ -157,18 +120,19 @@ async def _earlier_result(res: Resources, job: DispatchJob, attempt: int) -> Out
     """What an earlier attempt left: the finished job's outcome, or a commit it could not write."""
     async with res.db.acquire() as conn:
         done = await job_outcome(conn, job.job_id)
-    if done is not None and done.response is not None:
-        return _replay(done)
+    replayed = Outcome.from_row(done) if done is not None else None
+    if replayed is not None:
+        return replayed
     held = await take_held(res, job.job_id)
     if held is not None:
         log.info("held_commit_adopted", job_id=job.job_id, attempt=attempt)
-        return dataclasses.replace(held, job={**held.job, "attempt": attempt})  # this attempt holds the lease
+        return held.taken_over(attempt)  # this attempt holds the lease
     return None
 
 
 def _build(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int, attempt: int) -> Commit:
     kw: dict[str, Any] = {"job_id": job.job_id, "tenant_id": job.tenant_id, "kind": job.kind,
-                          "request": job.request or {}, "submitted_at": job.submitted_at, "latency_ms": latency_ms,
+                          "request": job.request, "submitted_at": job.submitted_at, "latency_ms": latency_ms,
                           "attempt": attempt}
     try:
         return build_commit(res, call, **kw)
@@ -189,7 +153,7 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
     """Try the plan's candidates in order until one answers; record each failure openly."""
     assert call.plan is not None and job.request is not None
     candidates = call.plan.candidates
-    body = {k: v for k, v in job.request.items() if k != "routing_hint"}
+    body = upstream_body(job.request)
     for i, cand in enumerate(candidates):
         call.served = cand
         remaining = deadline - time.monotonic()
@@ -230,10 +194,10 @@ async def _commit(res: Resources, job: DispatchJob, commit: Commit | None, on_co
     if not first:
         async with res.db.acquire() as conn:
             stored = await job_outcome(conn, job.job_id)
-        if stored is None or stored.response is None:
+        replayed = Outcome.from_row(stored) if stored is not None else None
+        if replayed is None:
             log.warning("lease_lost", job_id=job.job_id)  # a later attempt runs the job and will answer
             return None
-        replayed = _replay(stored)
         await on_committed(replayed)
         return replayed
     assert commit is not None
@@ -246,14 +210,11 @@ async def _commit(res: Resources, job: DispatchJob, commit: Commit | None, on_co
 
 async def _learn(res: Resources, job: DispatchJob, call: CallRecord, commit: Commit) -> None:
     r = commit.receipt
-    if call.succeeded and job.kind not in UNLEARNED_KINDS and r["model_slug"]:
-        await record_sample(res.redis, res.stats.window, r["model_slug"], r["input_tokens"], r["output_tokens"],
-                            r["upstream_latency_ms"], reasoning_effort=r["reasoning_effort"])
-    log.info("job_finished", job_id=job.job_id, status=r["status"], model=r["model_slug"], provider=r["provider"],
-             error_code=r["error_code"], latency_ms=r["latency_ms"], attempts=r["attempts"],
-             fallbacks=len(call.fallbacks))
+    if call.succeeded and r.model_slug:
+        await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
+                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort)
+    log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
+             error_code=r.error_code, latency_ms=r.latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
 
 
-def _replay(done: JobRow) -> Outcome:
-    assert done.response is not None
-    return Outcome(http_status=done.http_status or 200, body=done.response, replayed=True)
+

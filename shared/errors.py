@@ -30,16 +30,6 @@ class AinferaError(Exception):
         """The OpenAI error envelope for this error."""
         return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe description that survives a trip through the queue."""
-        return {"class": type(self).__name__, "message": self.message, "code": self.code, "param": self.param}
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> AinferaError:
-        """Rebuild an error sent by another process (unknown classes become InternalError)."""
-        cls = _REGISTRY.get(str(data.get("class")), InternalError)
-        return cls(str(data.get("message", "")), code=data.get("code"), param=data.get("param"))
-
 
 # --- caller errors (4xx) -----------------------------------------------------------------
 
@@ -180,6 +170,12 @@ class UpstreamMalformed(UpstreamError):
     default_code = "upstream_malformed_response"
 
 
+class UpstreamResponseTooLarge(UpstreamMalformed):
+    """The answer passed `upstream_max_response_bytes`; it was dropped unread past that."""
+
+    default_code = "upstream_response_too_large"
+
+
 class UpstreamAuthFailed(UpstreamError):
     default_code = "upstream_auth_failed"
 
@@ -227,13 +223,3 @@ class GatewayTimeout(AinferaError):
 
 class InternalError(AinferaError):
     """Only used at process boundaries for failures we did not anticipate."""
-
-
-def _all_subclasses(cls: type[AinferaError]) -> list[type[AinferaError]]:
-    out: list[type[AinferaError]] = [cls]
-    for sub in cls.__subclasses__():
-        out.extend(_all_subclasses(sub))
-    return out
-
-
-_REGISTRY: dict[str, type[AinferaError]] = {c.__name__: c for c in _all_subclasses(AinferaError)}

@@ -11,25 +11,22 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from redis.asyncio import Redis
 
 from shared.auth.directory import TenantDirectory
 from shared.catalog.cache import CatalogCache
-from shared.db.notifications import NotificationListener
+from shared.db.group_commit import GroupCommit
+from shared.db.notifications import CATALOG_CHANNEL, TENANTS_CHANNEL, NotificationListener
 from shared.db.pool import create_pool
-from shared.finisher import Finisher
+from shared.db.types import Pool
 from shared.logging import get_logger
 from shared.providers.call import withheld_credentials
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 from shared.signing import Signer, load_signer
-
-CATALOG_CHANNEL = "ainfera_catalog"
-TENANTS_CHANNEL = "ainfera_tenants"
 
 log = get_logger(__name__)
 
@@ -41,14 +38,14 @@ def utc_now() -> datetime:
 @dataclass(frozen=True, slots=True)
 class Resources:
     settings: Settings
-    db: Any  # asyncpg.Pool
+    db: Pool  # asyncpg.Pool
     redis: Redis
     http: httpx.AsyncClient
     catalog: CatalogCache
     tenants: TenantDirectory
     stats: LearnedStats
     signer: Signer
-    finisher: Finisher
+    group_commit: GroupCommit
     clock: Callable[[], datetime] = utc_now
 
 
@@ -97,9 +94,9 @@ async def open_resources(
         )
         await stats.start()
         stack.push_async_callback(stats.stop)
-        finisher = Finisher(db)
-        stack.push_async_callback(finisher.close)
+        group_commit = GroupCommit(db)
+        stack.push_async_callback(group_commit.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, finisher=finisher, clock=clock,
+            signer=signer, group_commit=group_commit, clock=clock,
         )

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     upstream_keepalive_expiry_s: float = Field(default=4.0, gt=0)
     # "lean": our HTTP/1.1 transport under httpx (half the CPU per call); "httpx": httpx's own.
     upstream_transport: Literal["lean", "httpx"] = "lean"
+    upstream_max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # longer: refused, not buffered
 
     # --- worker --------------------------------------------------------------------------
     worker_max_jobs: int = 100

@@ -29,16 +29,26 @@ from typing import Any
 import uvloop
 from arq.connections import RedisSettings
 from arq.cron import cron
+from arq.typing import WorkerCoroutine
 from arq.worker import func
 
-from shared.batches.finalize import FINALIZE_FUNCTION
 from shared.batches.supervisor import SupervisorConfig
-from shared.fanout.runs import DECIDE_FUNCTION, PLAN_FUNCTION, PROBE_FUNCTION
+from shared.jobs import (
+    DECIDE_FANOUT,
+    DISPATCH,
+    DISPATCH_STORED,
+    FANOUT_TICK,
+    FINALIZE_BATCH,
+    PLAN_FANOUT,
+    PROBE_MODEL,
+    SUPERVISE_BATCHES,
+    TASKS,
+    TaskSpec,
+)
 from shared.queue.names import QueueName
 from shared.queue.worker import WakingWorker
 from shared.resources import Resources, open_resources
 from shared.settings import Settings
-from shared.stored_jobs import STORED_FUNCTION, SUPERVISE_FUNCTION
 from worker.context import RESOURCES
 from worker.tasks import (
     decide_fanout,
@@ -51,8 +61,6 @@ from worker.tasks import (
     supervise_batches,
 )
 
-JOB_TIMEOUT_MARGIN_S = 30.0
-FINALIZE_TIMEOUT_S = 600.0
 CONTROL_SLOTS = 8
 # A process given a queue name also serves the queues listed with it.
 QUEUES: dict[str, tuple[QueueName, ...]] = {
@@ -63,38 +71,31 @@ QUEUES: dict[str, tuple[QueueName, ...]] = {
 }
 
 
+# Each task's coroutine; its name, queue, timeout and tries are its spec in shared/jobs.py.
+_TASK_FUNCTIONS: dict[TaskSpec, WorkerCoroutine] = {
+    DISPATCH: dispatch,
+    DISPATCH_STORED: dispatch_stored,
+    PROBE_MODEL: probe_model,
+    PLAN_FANOUT: plan_fanout,
+    FINALIZE_BATCH: finalize,
+    SUPERVISE_BATCHES: supervise_batches,
+    DECIDE_FANOUT: decide_fanout,
+    FANOUT_TICK: fanout_tick,
+}
+# Housekeeping that runs on a schedule as well: (spec, seconds of the minute it runs at).
+_CRONS: tuple[tuple[TaskSpec, set[int]], ...] = ((SUPERVISE_BATCHES, set(range(60))), (FANOUT_TICK, {0}))
+
+
 def _functions(settings: Settings, queue: QueueName) -> tuple[list[Any], list[Any]]:
-    """Each queue's functions. Within a queue the timeouts are alike on purpose: arq holds a
-    running job's in-progress lock for the queue's longest timeout + 10 s, and that is how long
-    a killed worker's job waits before it runs again."""
-    timeout = settings.upstream_deadline_s + JOB_TIMEOUT_MARGIN_S
-    # One try more than a job may be attempted: the last delivery is the one that records the
-    # job as failed for good (arq itself would drop it silently, with no receipt).
-    tries = settings.job_max_attempts + 1
-    if queue == QueueName.INTERACTIVE:
-        return [func(dispatch, name="dispatch", timeout=timeout, max_tries=tries)], []
-    if queue == QueueName.BATCH:
-        return [func(dispatch_stored, name=STORED_FUNCTION, timeout=timeout, max_tries=tries)], []
-    if queue == QueueName.PROBE:
-        probe_timeout = settings.fanout_probe_timeout_s + JOB_TIMEOUT_MARGIN_S
-        return [
-            func(probe_model, name=PROBE_FUNCTION, timeout=probe_timeout, max_tries=tries),
-            func(plan_fanout, name=PLAN_FUNCTION, timeout=probe_timeout, max_tries=tries),
-        ], []
-    return (
-        [
-            func(finalize, name=FINALIZE_FUNCTION, timeout=FINALIZE_TIMEOUT_S, max_tries=tries),
-            func(supervise_batches, name=SUPERVISE_FUNCTION, timeout=60, max_tries=1),
-            func(decide_fanout, name=DECIDE_FUNCTION, timeout=300, max_tries=tries),
-            func(fanout_tick, name="fanout_tick", timeout=120, max_tries=1),
-        ],
-        [
-            cron(supervise_batches, name="cron:supervise_batches", second=set(range(60)), run_at_startup=True,
-                 timeout=60, max_tries=1, unique=True),
-            cron(fanout_tick, name="cron:fanout_tick", second={0}, run_at_startup=True, timeout=120, max_tries=1,
-                 unique=True),
-        ],
-    )
+    """Each queue's functions, from their specs. Within a queue the timeouts are alike on purpose:
+    arq holds a running job's in-progress lock for the queue's longest timeout + 10 s, and that is
+    how long a killed worker's job waits before it runs again."""
+    functions = [func(_TASK_FUNCTIONS[spec], name=spec.name, timeout=spec.timeout_s(settings),
+                      max_tries=spec.max_tries(settings)) for spec in TASKS if spec.queue == queue]
+    crons = [cron(_TASK_FUNCTIONS[spec], name=f"cron:{spec.name}", second=seconds, run_at_startup=True,
+                  timeout=spec.timeout_s(settings), max_tries=spec.max_tries(settings), unique=True)
+             for spec, seconds in _CRONS if spec.queue == queue]
+    return functions, crons
 
 
 def build_worker(settings: Settings, queue: QueueName, res: Resources, *, burst: bool = False,
@@ -110,7 +111,7 @@ def build_worker(settings: Settings, queue: QueueName, res: Resources, *, burst:
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         ctx=ctx,
         max_jobs=max_jobs or slots,
-        job_timeout=settings.upstream_deadline_s + JOB_TIMEOUT_MARGIN_S,
+        job_timeout=DISPATCH.timeout_s(settings),
         keep_result=0,
         burst=burst,
         handle_signals=False,

@@ -9,9 +9,7 @@ rather than left to time out.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
 
 from arq import Retry
 from redis.exceptions import RedisError
@@ -21,15 +19,16 @@ from shared.batches.supervisor import SupervisorConfig, supervise
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.fanout import record_probe, stalled_runs
 from shared.db.jobs import claim_stored_job
-from shared.dispatch import DispatchJob, Outcome, run_dispatch
+from shared.dispatch import run_dispatch
 from shared.errors import InternalError
 from shared.fanout.decide import DecisionRules, decide_run
-from shared.fanout.probe import run_probe
+from shared.fanout.probe import ProbeOutcome, run_probe
 from shared.fanout.runs import continue_run, plan_queued_run, queue_planning, start_run
+from shared.jobs import DispatchJob, JobKind, Outcome, read_request
 from shared.logging import get_logger
+from shared.queue.names import ASYNC_CHANNEL
 from shared.queue.notify import notify_done
 from shared.settings import Settings
-from shared.stored_jobs import ASYNC_CHANNEL
 from worker.context import resources
 
 log = get_logger(__name__)
@@ -52,23 +51,16 @@ async def _retrying(ctx: dict[str, Any], work: Awaitable[T], what: str) -> T:
         raise Retry(defer=delay) from e
 
 
-async def dispatch(
-    ctx: dict[str, Any],
-    *,
-    job_id: str,
-    tenant_id: str,
-    kind: str,
-    request: dict[str, Any],
-    submitted_at: str,
-    reply_to: str | None = None,
-) -> None:
-    """A synchronous call: the request travels in the job; the waiting gateway gets a notice."""
+async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
+    """A synchronous call: the request travels in the job (`DispatchJob.to_kwargs`); the waiting
+    gateway gets a notice."""
     res = resources(ctx)
-    job = DispatchJob(job_id=job_id, tenant_id=UUID(tenant_id), kind=kind, request=request,
-                      submitted_at=datetime.fromisoformat(submitted_at))
+    job = DispatchJob.from_kwargs(kwargs)
+    job_id = job.job_id
+
     async def reply(outcome: Outcome) -> None:
-        if reply_to:
-            await notify_done(res.redis, reply_to, job_id, outcome.to_message())
+        if job.reply_to:
+            await notify_done(res.redis, job.reply_to, job_id, outcome.to_message())
 
     try:
         await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply), "dispatch")
@@ -91,10 +83,11 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
             claimed = await claim_stored_job(conn, job_id)
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
-        job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind, request=claimed.request,
-                          submitted_at=claimed.created_at)  # request None: stored, but unreadable
+        job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind,
+                          request=read_request(claimed.request), submitted_at=claimed.created_at)
+
         async def announce(outcome: Outcome) -> None:
-            if claimed.kind == "async":
+            if claimed.kind == JobKind.ASYNC:
                 await notify_done(res.redis, ASYNC_CHANNEL, job_id, outcome.to_message())
 
         # The claim's attempt count is the lease: it grows with every worker that takes the job,
@@ -133,7 +126,7 @@ async def probe_model(ctx: dict[str, Any], *, run_id: str, slug: str) -> None:
             result = await run_probe(res.http, res.settings, catalog, slug)
         async with res.db.acquire() as conn:
             row = result.row(run_id) if result else {
-                "run_id": run_id, "model_slug": slug, "provider": "", "outcome": "skipped",
+                "run_id": run_id, "model_slug": slug, "provider": "", "outcome": ProbeOutcome.SKIPPED,
                 "reason": "not_in_catalog", "upstream_model": "", "upstream_url": ""}
             last = await record_probe(conn, row)
         if last:

@@ -15,18 +15,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import authenticate
+from gateway.auth import Owner
 from gateway.body import read_json
 from gateway.deps import gateway_state
 from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
+from gateway.objects.batches import batch_object
+from gateway.objects.lists import cursor_page
 from gateway.responses import JSONResponse
 from shared.batches.lines import BATCH_ENDPOINTS
-from shared.batches.objects import batch_object
 from shared.db.batches import create_batch, get_batch, list_batches, request_cancel
 from shared.db.files import get_file
 from shared.errors import InvalidRequest, NotFound
 from shared.ids import new_id
-from shared.stored_jobs import nudge_supervisor
+from shared.job_queue import nudge_supervisor
 
 router = APIRouter()
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
@@ -56,9 +57,8 @@ def _parse(data: Any) -> CreateBatch:
 
 
 @router.post("/v1/batches")
-async def create(request: Request) -> Response:
+async def create(request: Request, owner: Owner) -> Response:
     st = gateway_state(request)
-    owner = await authenticate(request)
     data = await read_json(request, 64 * 1024)
 
     async def handle(binder: Binder) -> Response:
@@ -90,8 +90,7 @@ async def create(request: Request) -> Response:
 
 
 @router.get("/v1/batches/{batch_id}")
-async def retrieve(request: Request, batch_id: str) -> JSONResponse:
-    owner = await authenticate(request)
+async def retrieve(request: Request, owner: Owner, batch_id: str) -> JSONResponse:
     async with gateway_state(request).res.db.acquire() as conn:
         batch = await get_batch(conn, batch_id, owner.tenant.id)
     if batch is None:
@@ -102,26 +101,18 @@ async def retrieve(request: Request, batch_id: str) -> JSONResponse:
 @router.get("/v1/batches")
 async def list_(
     request: Request,
+    owner: Owner,
     after: str | None = Query(default=None, description="the last id of the previous page"),
     limit: int = Query(default=20, ge=1, le=100),
 ) -> JSONResponse:
-    owner = await authenticate(request)
     async with gateway_state(request).res.db.acquire() as conn:
         rows = await list_batches(conn, owner.tenant.id, after, limit + 1)
-    page = rows[:limit]
-    return JSONResponse({
-        "object": "list",
-        "data": [batch_object(b) for b in page],
-        "first_id": page[0].id if page else None,
-        "last_id": page[-1].id if page else None,
-        "has_more": len(rows) > limit,
-    })
+    return JSONResponse(cursor_page(rows, limit, batch_object))
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
-async def cancel(request: Request, batch_id: str) -> Response:
+async def cancel(request: Request, owner: Owner, batch_id: str) -> Response:
     st = gateway_state(request)
-    owner = await authenticate(request)
 
     async def handle(_: Binder) -> Response:
         async with st.res.db.acquire() as conn:

@@ -9,24 +9,24 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import authenticate
+from gateway.auth import Owner
 from gateway.body import read_json
 from gateway.deps import gateway_state
 from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
+from gateway.objects.jobs import job_object
 from gateway.openapi import chat_request_body
 from gateway.responses import JSONResponse
-from gateway.routes.jobs import job_object
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.db.jobs import job_outcome
-from shared.dispatch import Outcome
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
+from shared.job_queue import submit_async
+from shared.jobs import DispatchJob, JobKind, Outcome
 from shared.queue.enqueue import job_known
 from shared.routing.plan import pinned_model
 from shared.routing.policy import TenantPolicy
-from shared.stored_jobs import submit_async
 
 router = APIRouter()
 
@@ -69,27 +69,25 @@ def wants_async(request: Request) -> bool:
 
 
 @router.post("/v1/chat/completions", openapi_extra=chat_request_body())
-async def create_chat_completion(request: Request) -> Response:
+async def create_chat_completion(request: Request, owner: Owner) -> Response:
     st = gateway_state(request)
-    owner = await authenticate(request)
     data = await read_json(request, st.res.settings.max_request_bytes)
 
     async def handle(binder: Binder) -> Response:
         req = validate_chat_request(data)
         check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
-        body: dict[str, Any] = req.model_dump(exclude_unset=True, mode="json")
         jid = new_job_id()
         if wants_async(request):
 
             async def bind(conn: Any) -> None:
                 await binder.bind(jid, conn)
 
-            await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=body,
+            await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=req,
                                now=st.res.clock(), on_created=bind)
             return await accepted(jid)
-        outcome = await submit_and_wait(st, tenant_id=owner.tenant.id, job_id=jid, request=body,
-                                        submitted_at=st.res.clock(), binder=binder)
-        return outcome_response(outcome)
+        job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
+                          submitted_at=st.res.clock())
+        return outcome_response(await submit_and_wait(st, job, binder=binder))
 
     async def accepted(jid: str) -> JSONResponse:
         async with st.res.db.acquire() as conn:
@@ -102,16 +100,18 @@ async def create_chat_completion(request: Request) -> Response:
         """The answer the first request with this key would have given, from the job it created."""
         async with st.res.db.acquire() as conn:
             stored = await job_outcome(conn, jid)
-        if stored is not None and stored.kind == "async":
+        if stored is not None and stored.kind == JobKind.ASYNC:
             return await accepted(jid)
-        if stored is not None and stored.response is not None:
-            return outcome_response(Outcome(http_status=stored.http_status or 200, body=stored.response))
+        done = Outcome.from_row(stored) if stored is not None else None
+        if done is not None:
+            return outcome_response(done)
         if stored is not None or await job_known(st.res.redis, jid):
             return WorkState.RUNNING
         async with st.res.db.acquire() as conn:  # it may have finished between the two looks
             stored = await job_outcome(conn, jid)
-        if stored is not None and stored.response is not None:
-            return outcome_response(Outcome(http_status=stored.http_status or 200, body=stored.response))
+        done = Outcome.from_row(stored) if stored is not None else None
+        if done is not None:
+            return outcome_response(done)
         return WorkState.RUNNING if stored is not None else WorkState.LOST
 
     return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle, resume=resume)

@@ -1,25 +1,26 @@
-"""Admin API for fanout runs: start one (optionally for one provider), read one, list the latest."""
+"""Admin API for fanout runs (behind the `ADMIN` dependency): start one (optionally for one
+provider), read one, list the latest."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 
-from gateway.auth import require_admin
+from gateway.auth import ADMIN
 from gateway.body import read_json
 from gateway.deps import gateway_state
+from gateway.objects.lists import list_object
 from gateway.responses import JSONResponse
 from shared.db.fanout import get_run, latest_runs, run_probes
 from shared.errors import InvalidRequest, NotFound
 from shared.fanout.report import summarise
 from shared.fanout.runs import start_run
 
-router = APIRouter(prefix="/v1/admin/fanout")
+router = APIRouter(prefix="/v1/admin/fanout", dependencies=[ADMIN])
 
 
 @router.post("/runs")
 async def create_run(request: Request) -> JSONResponse:
-    require_admin(request)
     st = gateway_state(request)
     raw = await request.body()
     data = await read_json(request, 4096) if raw else {}
@@ -38,7 +39,6 @@ async def create_run(request: Request) -> JSONResponse:
 
 @router.get("/runs/{run_id}")
 async def retrieve_run(request: Request, run_id: str) -> JSONResponse:
-    require_admin(request)
     async with gateway_state(request).res.db.acquire() as conn:
         run = await get_run(conn, run_id)
         if run is None:
@@ -49,7 +49,6 @@ async def retrieve_run(request: Request, run_id: str) -> JSONResponse:
 
 @router.get("/runs")
 async def list_runs(request: Request, limit: int = Query(default=20, ge=1, le=100)) -> JSONResponse:
-    require_admin(request)
     async with gateway_state(request).res.db.acquire() as conn:
         runs = await latest_runs(conn, limit)
-    return JSONResponse({"object": "list", "data": [summarise(r, []) for r in runs]})
+    return JSONResponse(list_object([summarise(r, []) for r in runs]))

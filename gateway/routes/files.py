@@ -15,17 +15,19 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.auth import authenticate
+from gateway.auth import Owner
 from gateway.content_disposition import attachment
 from gateway.deps import GatewayState, gateway_state
 from gateway.idempotency import PENDING_HASH, KeyClaim, check_stored, claim, key_of, request_hash
 from gateway.multipart import Event, PartData, PartEnd, PartStart, multipart_events
+from gateway.objects.batches import file_object
+from gateway.objects.lists import list_object
 from gateway.responses import JSONResponse
-from shared.batches.objects import file_object
 from shared.batches.results import error_lines, output_lines
 from shared.batches.upload import UploadLimits, store_input_file
 from shared.db.batches import get_batch
 from shared.db.files import FileRow, delete_file, file_lines_after, get_file, list_files
+from shared.db.tenants import KeyOwner
 from shared.errors import InvalidRequest, NotFound
 from shared.storable import check_storable
 
@@ -112,9 +114,9 @@ async def _digest_only(request: Request) -> str:
 
 
 @router.post("/v1/files")
-async def upload_file(request: Request) -> Response:
+async def upload_file(request: Request, owner: Owner) -> Response:
+    # `owner` is a dependency: it is settled before a byte of the streamed body is read.
     st = gateway_state(request)
-    owner = await authenticate(request)
     key = key_of(request)
     held: KeyClaim | None = None
     if key is not None:
@@ -140,17 +142,16 @@ async def upload_file(request: Request) -> Response:
 @router.get("/v1/files")
 async def list_tenant_files(
     request: Request,
+    owner: Owner,
     purpose: str | None = Query(default=None),
     limit: int = Query(default=100, ge=1, le=10_000),
 ) -> JSONResponse:
-    owner = await authenticate(request)
     async with gateway_state(request).res.db.acquire() as conn:
         files = await list_files(conn, owner.tenant.id, purpose, limit)
-    return JSONResponse({"object": "list", "data": [file_object(f) for f in files], "has_more": len(files) == limit})
+    return JSONResponse(list_object([file_object(f) for f in files], has_more=len(files) == limit))
 
 
-async def _owned_file(request: Request, file_id: str) -> tuple[GatewayState, FileRow]:
-    owner = await authenticate(request)
+async def _owned_file(request: Request, owner: KeyOwner, file_id: str) -> tuple[GatewayState, FileRow]:
     st = gateway_state(request)
     async with st.res.db.acquire() as conn:
         f = await get_file(conn, file_id, owner.tenant.id)
@@ -160,14 +161,14 @@ async def _owned_file(request: Request, file_id: str) -> tuple[GatewayState, Fil
 
 
 @router.get("/v1/files/{file_id}")
-async def retrieve_file(request: Request, file_id: str) -> JSONResponse:
-    _, f = await _owned_file(request, file_id)
+async def retrieve_file(request: Request, owner: Owner, file_id: str) -> JSONResponse:
+    _, f = await _owned_file(request, owner, file_id)
     return JSONResponse(file_object(f))
 
 
 @router.get("/v1/files/{file_id}/content")
-async def file_content(request: Request, file_id: str) -> StreamingResponse:
-    st, f = await _owned_file(request, file_id)
+async def file_content(request: Request, owner: Owner, file_id: str) -> StreamingResponse:
+    st, f = await _owned_file(request, owner, file_id)
     if f.kind == "input":
         body: AsyncIterator[bytes] = _input_lines(st, f.id)
     else:

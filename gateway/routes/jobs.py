@@ -1,50 +1,33 @@
 """`GET /v1/jobs/{id}`: a job's status and, once done, the body a synchronous call would have got.
 
-`?wait=N` long-polls up to N seconds (at most `max_job_wait_s`) for an unfinished job: the
-gateway listens for the worker's completion notice (no polling), and re-checks Postgres when
-the notice channel reconnected or the wait ends.
+`?wait=N` long-polls up to N seconds (at most `max_job_wait_s`) for an unfinished job, as the
+synchronous path waits (`gateway.waiting`): the worker's completion notice, with Postgres
+re-checked every `waiter_recheck_s` and when the notice channel reconnected.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 
-from gateway.auth import authenticate
+from gateway.auth import Owner
 from gateway.deps import gateway_state
+from gateway.objects.jobs import job_object
 from gateway.responses import JSONResponse
-from shared.db.jobs import JobRow, job_outcome
+from gateway.waiting import wait_for_outcome
+from shared.db.jobs import job_outcome
 from shared.errors import NotFound
 
 router = APIRouter()
-
-FINISHED = frozenset({"succeeded", "failed", "cancelled", "expired"})
-
-
-def job_object(job: JobRow) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "object": "job",
-        "kind": job.kind,
-        "status": job.status,
-        "model": job.requested_model,
-        "created_at": int(job.created_at.timestamp()),
-        "finished_at": int(job.finished_at.timestamp()) if job.finished_at else None,
-        "receipt_id": job.receipt_id,
-        "http_status": job.http_status,
-        "response": job.response,
-    }
 
 
 @router.get("/v1/jobs/{job_id}")
 async def retrieve_job(
     request: Request,
+    owner: Owner,
     job_id: str,
     wait: float = Query(default=0, ge=0, description="seconds to wait for the job to finish"),
 ) -> JSONResponse:
-    owner = await authenticate(request)
     st = gateway_state(request)
     future = st.async_waiters.register(job_id) if wait > 0 else None
     try:
@@ -52,9 +35,10 @@ async def retrieve_job(
             job = await job_outcome(conn, job_id)
         if job is None or job.tenant_id != owner.tenant.id:
             raise NotFound(f"No job '{job_id}'.", param="job_id")
-        if future is not None and job.status not in FINISHED:
-            loop_deadline = min(wait, st.res.settings.max_job_wait_s)
-            await st.async_waiters.wait(future, max_wait_s=loop_deadline)
+        if future is not None and not job.status.finished:
+            await wait_for_outcome(st.res.db, st.async_waiters, job_id, future,
+                                   timeout_s=min(wait, st.res.settings.max_job_wait_s),
+                                   recheck_s=st.res.settings.waiter_recheck_s)
             async with st.res.db.acquire() as conn:
                 job = await job_outcome(conn, job_id) or job
         return JSONResponse(job_object(job))

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query
 from starlette.requests import Request
 
-from gateway.auth import authenticate
+from gateway.auth import Owner
 from gateway.deps import gateway_state
+from gateway.objects.lists import cursor_page
+from gateway.objects.receipts import receipt_object
 from gateway.responses import JSONResponse
 from shared.db.jobs import get_receipt, list_receipts
 from shared.errors import NotFound
@@ -23,18 +25,18 @@ MAX_UNIX_SECONDS = 253_402_300_799
 
 
 @router.get("/v1/receipts/{receipt_id}")
-async def retrieve_receipt(request: Request, receipt_id: str) -> JSONResponse:
-    owner = await authenticate(request)
+async def retrieve_receipt(request: Request, owner: Owner, receipt_id: str) -> JSONResponse:
     async with gateway_state(request).res.db.acquire() as conn:
         receipt = await get_receipt(conn, receipt_id, owner.tenant.id)
     if receipt is None:
         raise NotFound(f"No receipt '{receipt_id}'.", param="receipt_id")
-    return JSONResponse(receipt.public())
+    return JSONResponse(receipt_object(receipt))
 
 
 @router.get("/v1/receipts")
 async def list_tenant_receipts(
     request: Request,
+    owner: Owner,
     after: str | None = Query(default=None, description="the last id of the previous page"),
     limit: int = Query(default=100, ge=1, le=1000),
     model: str | None = Query(default=None, description="only receipts of this slug"),
@@ -42,8 +44,6 @@ async def list_tenant_receipts(
     created_before: int | None = Query(default=None, ge=0, le=MAX_UNIX_SECONDS,
                                        description="unix seconds, exclusive"),
 ) -> JSONResponse:
-    owner = await authenticate(request)
-
     def ts(v: int | None) -> datetime | None:
         return datetime.fromtimestamp(v, UTC) if v is not None else None
 
@@ -51,11 +51,4 @@ async def list_tenant_receipts(
         rows = await list_receipts(conn, owner.tenant.id, after=after, model=model,
                                    created_after=ts(created_after), created_before=ts(created_before),
                                    limit=limit + 1)
-    page = rows[:limit]
-    return JSONResponse({
-        "object": "list",
-        "data": [r.public() for r in page],
-        "first_id": page[0].id if page else None,
-        "last_id": page[-1].id if page else None,
-        "has_more": len(rows) > limit,
-    })
+    return JSONResponse(cursor_page(rows, limit, receipt_object))

@@ -7,11 +7,11 @@ The same rule as any outside verifier (`shared.audit.chain.verify_events`); what
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from shared.audit.chain import verify_events
 from shared.db.audit import list_events
+from shared.db.types import Pool
 
 PAGE = 5000
 
@@ -26,7 +26,7 @@ class ChainReport:
     head_hash: str | None = None
 
 
-async def verify_tenant_chain(db: Any, tenant_id: UUID, page: int = PAGE) -> ChainReport:
+async def verify_tenant_chain(db: Pool, tenant_id: UUID, page: int = PAGE) -> ChainReport:
     checked, since, previous = 0, 0, None
     while True:
         async with db.acquire() as conn:

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from shared.audit.chain import split_around_seq
 from shared.db.audit import append_event as db_append_event
+from shared.db.types import Connection
 
 
 def format_time(t: datetime) -> str:
@@ -35,7 +36,7 @@ def event_payload_parts(
 
 
 async def append_event(
-    conn: Any,
+    conn: Connection,
     *,
     tenant_id: UUID,
     event_type: str,

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from shared.auth.keys import hash_key, looks_like_api_key
 from shared.db.tenants import KeyOwner, TenantRow, get_tenant, owner_of_key_hash
+from shared.db.types import Pool
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -55,7 +56,7 @@ class _Expiring(Generic[K, V]):
 class TenantDirectory:
     def __init__(
         self,
-        pool: Any,
+        pool: Pool,
         *,
         ttl_s: float,
         max_known: int = MAX_KNOWN_KEYS,

@@ -1,2 +1,2 @@
-"""Batches: the OpenAI Files and Batches API's model, its input-file validation, the feeder that
-turns accepted lines into queued jobs, and the output and error files."""
+"""Batches: input-file validation and storage, the supervisor that feeds accepted lines to the
+queue, finalization, and the output and error files (their API shapes are in gateway/objects/)."""

@@ -19,7 +19,6 @@ from shared.resources import Resources
 
 log = get_logger(__name__)
 
-FINALIZE_FUNCTION = "finalize_batch"
 OPEN = ("validating", "in_progress", "finalizing", "cancelling")
 
 

@@ -9,10 +9,10 @@ real size; deleting a failed one gives its reservation back.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from shared.db.files import reserve_input_bytes
+from shared.db.types import Pool
 from shared.errors import StorageQuotaExceeded
 
 # Reserve this much ahead: one round trip per step received, and at most this much held
@@ -23,7 +23,7 @@ RESERVE_STEP = 4 * 1024 * 1024
 class QuotaReservation:
     """The bytes reserved for one uploading input file, grown as its content arrives."""
 
-    def __init__(self, db: Any, *, file_id: str, tenant_id: UUID, limit: int) -> None:
+    def __init__(self, db: Pool, *, file_id: str, tenant_id: UUID, limit: int) -> None:
         self._db = db
         self._file_id = file_id
         self._tenant_id = tenant_id

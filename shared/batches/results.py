@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from shared.db.batches import succeeded_lines_after, unsucceeded_lines_after
+from shared.db.types import Pool
 
 PAGE = 2000
 _NEVER_RAN = {
@@ -61,7 +62,7 @@ def render_failure(batch_id: str, row: Any, batch_status: str) -> bytes:
     }) + b"\n"
 
 
-async def _paged(db: Any, fetch: Callable[[Any, int], Awaitable[list[Any]]],
+async def _paged(db: Pool, fetch: Callable[[Any, int], Awaitable[list[Any]]],
                  render: Callable[[Any], bytes]) -> AsyncIterator[bytes]:
     """Rendered lines, fetched a page at a time in line order (a connection is held per page only)."""
     after = 0
@@ -75,11 +76,11 @@ async def _paged(db: Any, fetch: Callable[[Any, int], Awaitable[list[Any]]],
         after = rows[-1]["line_no"]
 
 
-def output_lines(db: Any, batch_id: str) -> AsyncIterator[bytes]:
+def output_lines(db: Pool, batch_id: str) -> AsyncIterator[bytes]:
     return _paged(db, lambda conn, after: succeeded_lines_after(conn, batch_id, after, PAGE),
                   lambda row: render_success(batch_id, row))
 
 
-def error_lines(db: Any, batch_id: str, batch_status: str) -> AsyncIterator[bytes]:
+def error_lines(db: Pool, batch_id: str, batch_status: str) -> AsyncIterator[bytes]:
     return _paged(db, lambda conn, after: unsucceeded_lines_after(conn, batch_id, after, PAGE),
                   lambda row: render_failure(batch_id, row, batch_status))

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from arq.constants import job_key_prefix
 from redis.exceptions import LockError, RedisError
 
-from shared.batches.finalize import FINALIZE_FUNCTION, finalize_job_id
+from shared.batches.finalize import finalize_job_id
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.batches import (
     OpenBatch,
@@ -41,17 +42,15 @@ from shared.db.batches import (
     open_stored_jobs,
 )
 from shared.db.idempotency import expire_keys
+from shared.job_queue import enqueue_stored
+from shared.jobs import DISPATCH_STORED, FINALIZE_BATCH
 from shared.logging import get_logger
 from shared.queue.enqueue import enqueue
-from shared.queue.names import QueueName
+from shared.queue.names import EPOCH_KEY, SUPERVISOR_LOCK_KEY
 from shared.resources import Resources
-from shared.stored_jobs import BULK_QUEUE, enqueue_stored
 
 log = get_logger(__name__)
 
-LOCK_KEY = "ainfera:batch-supervisor:lock"
-EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data
-ARQ_JOB_PREFIX = "arq:job:"
 IDEMPOTENCY_TTL = timedelta(hours=24)
 # Losing one of these ends the whole tick (the next one retries); any other error is one batch's own.
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisError)
@@ -80,7 +79,7 @@ class TickReport:
 
 async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
     report = TickReport()
-    lock = res.redis.lock(LOCK_KEY, timeout=10, blocking=False)  # released only by its own holder
+    lock = res.redis.lock(SUPERVISOR_LOCK_KEY, timeout=10, blocking=False)  # released only by its own holder
     if not await lock.acquire():
         report.skipped = True
         return report
@@ -124,7 +123,7 @@ async def _advance(res: Resources, b: OpenBatch, now: datetime) -> bool:
             return False
         if await has_open_lines(conn, b.id):
             return False
-    await enqueue(res.redis, QueueName.CONTROL, FINALIZE_FUNCTION, job_id=finalize_job_id(b.id),
+    await enqueue(res.redis, FINALIZE_BATCH.queue, FINALIZE_BATCH.name, job_id=finalize_job_id(b.id),
                   kwargs={"batch_id": b.id})
     return True
 
@@ -139,7 +138,7 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
     A batch whose feed fails is added to `broken` and left alone for the rest of the tick."""
     if not batches:
         return 0
-    budget = config.watermark - int(await res.redis.zcard(BULK_QUEUE))
+    budget = config.watermark - int(await res.redis.zcard(DISPATCH_STORED.queue))
     by_tenant: OrderedDict[Any, list[OpenBatch]] = OrderedDict()
     for b in sorted(batches, key=lambda b: (b.last_fed_at is not None, b.last_fed_at or b.expires_at)):
         by_tenant.setdefault(b.tenant_id, []).append(b)
@@ -203,7 +202,7 @@ async def _reconcile(res: Resources, config: SupervisorConfig) -> int:
         return 0
     async with res.redis.pipeline(transaction=False) as pipe:
         for job_id in candidates:
-            pipe.exists(ARQ_JOB_PREFIX + job_id)
+            pipe.exists(job_key_prefix + job_id)
         present = await pipe.execute()
     missing = [jid for jid, here in zip(candidates, present, strict=True) if not here]
     if missing:

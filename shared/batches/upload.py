@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from shared.batches.lines import LineSplitter, RequestLine, line_error
@@ -26,6 +25,7 @@ from shared.db.files import (
     finish_upload,
     first_lines_with_custom_ids,
 )
+from shared.db.types import Pool
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.ids import new_id
 
@@ -51,7 +51,7 @@ def new_file_id() -> str:
 
 
 async def store_input_file(
-    db: Any, *, tenant_id: UUID, filename: str, content: AsyncIterator[bytes], limits: UploadLimits
+    db: Pool, *, tenant_id: UUID, filename: str, content: AsyncIterator[bytes], limits: UploadLimits
 ) -> StoredUpload:
     file_id = new_file_id()
     async with db.acquire() as conn:
@@ -87,7 +87,7 @@ async def store_input_file(
         raise
 
 
-async def _flush(db: Any, file_id: str, lines: list[RequestLine]) -> None:
+async def _flush(db: Pool, file_id: str, lines: list[RequestLine]) -> None:
     async with db.acquire() as conn:
         try:
             await copy_lines(conn, file_id, [(ln.line_no, ln.custom_id, ln.raw) for ln in lines])

@@ -8,17 +8,17 @@ every process reloads; reloads that pile up are coalesced into one.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from shared.catalog.types import Catalog
 from shared.db.catalog import load_catalog
+from shared.db.types import Pool
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
 class CatalogCache:
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._snapshot = Catalog()
         self._version = 0

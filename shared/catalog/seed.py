@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.catalog.types import FastVariant, Model, Provider, Stack, WireFormat
 from shared.db.catalog import upsert_model, upsert_provider
+from shared.db.types import Connection
 
 CATALOG_FILE = Path(__file__).with_name("data") / "catalog.json"
 RETIRED_STATUS = "likely_retired"
@@ -83,7 +84,7 @@ def fast_variant(row: dict[str, Any]) -> FastVariant | None:
                        reasoning_effort=fv.get("reasoning_effort"))
 
 
-async def seed_catalog(conn: Any, rows: SeedRows | None = None) -> tuple[int, int]:
+async def seed_catalog(conn: Connection, rows: SeedRows | None = None) -> tuple[int, int]:
     """Upsert every provider and model in one transaction. Returns (providers, models)."""
     rows = rows or load_seed()
     async with conn.transaction():

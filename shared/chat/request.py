@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import InvalidRequest
+from shared.routing.stacks import StackHint
 from shared.storable import check_storable
 
 AUTO_MODELS = frozenset({"ainfera-auto", "ainfera-inference"})
@@ -27,7 +28,6 @@ _STEERING_FIELDS = frozenset(
      "provider_url", "upstream_url", "upstream", "key", "authorization", "organization", "project"}
 )
 
-Stack = Literal["us", "eu", "china", "sea", "avoid-china"]
 PositiveFinite = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -37,7 +37,7 @@ class _Strict(BaseModel):
 
 class RoutingHint(_Strict):
     max_cost_usd: PositiveFinite | None = None
-    stack: Stack | None = None
+    stack: Annotated[StackHint, Field(strict=False)] | None = None  # JSON gives the value, not the enum
     latency_budget_ms: PositiveFinite | None = None
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.db.fanout import get_run, latest_runs, run_probes
 from shared.db.pool import create_pool
+from shared.db.types import Pool
 from shared.errors import AinferaError
 from shared.fanout.report import render_text, summarise
 from shared.fanout.runs import start_run
@@ -35,7 +35,7 @@ async def run_fanout(settings: Settings, provider: str | None, wait: bool, timeo
         await db.close()
 
 
-async def _run_and_follow(db: Any, redis: Redis, provider: str | None, wait: bool, timeout_s: float) -> int:
+async def _run_and_follow(db: Pool, redis: Redis, provider: str | None, wait: bool, timeout_s: float) -> int:
     try:
         run_id = await start_run(db, redis, trigger="manual", provider=provider)
     except AinferaError as e:

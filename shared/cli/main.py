@@ -1,7 +1,8 @@
 """The `ainfera-dispatch` console script: operations on the database and the processes to run.
 
-Server processes are started by module path (uvicorn factory strings, the worker's
-settings class), so `shared` never imports `gateway` or `worker`.
+The command line is the top layer (pyproject's import contracts): it starts the worker by
+importing it, and the gateway by uvicorn's factory string (uvicorn imports it in each of its
+processes). Nothing below imports the command line.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
+from shared.cli import database
 from shared.settings import Settings
 
 
@@ -24,106 +25,6 @@ def _print_json(data: Any) -> None:
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
-
-
-# --- database operations -----------------------------------------------------------------
-
-
-async def _migrate(settings: Settings) -> None:
-    from shared.db.migrate import ensure_database, migrate
-
-    if await ensure_database(settings.database_url):
-        print("created database", file=sys.stderr)
-    done = await migrate(settings.database_url)
-    print(f"applied {len(done)} migration(s)" + (": " + ", ".join(f"{m.version:04d}_{m.name}" for m in done)
-                                                 if done else ""), file=sys.stderr)
-
-
-async def _seed(settings: Settings) -> None:
-    from shared.catalog.seed import seed_catalog
-    from shared.db.pool import connect
-
-    conn = await connect(settings.database_url)
-    try:
-        providers, models = await seed_catalog(conn)
-    finally:
-        await conn.close()
-    print(f"seeded {providers} providers and {models} models", file=sys.stderr)
-
-
-async def _tenant_create(settings: Settings, name: str) -> dict[str, Any]:
-    from shared.auth.keys import hash_key, new_api_key, shown_prefix
-    from shared.db.pool import connect
-    from shared.db.tenants import create_api_key, create_tenant
-    from shared.errors import AinferaError
-    from shared.storable import check_storable
-
-    try:
-        check_storable(name, param="--name")
-    except AinferaError as e:
-        raise SystemExit(f"error: {e.message}") from None
-    conn = await connect(settings.database_url)
-    try:
-        key = new_api_key()
-        async with conn.transaction():
-            tenant = await create_tenant(conn, name)
-            key_id = await create_api_key(conn, tenant.id, hash_key(key), shown_prefix(key))
-    finally:
-        await conn.close()
-    return {"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key, "key_id": str(key_id)}
-
-
-async def _key_create(settings: Settings, tenant: str) -> dict[str, Any]:
-    from shared.auth.keys import hash_key, new_api_key, shown_prefix
-    from shared.db.pool import connect
-    from shared.db.tenants import create_api_key, get_tenant
-
-    try:
-        tid = UUID(tenant)
-    except ValueError:
-        raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
-    conn = await connect(settings.database_url)
-    try:
-        if await get_tenant(conn, tid) is None:
-            raise SystemExit(f"error: no tenant {tenant}")
-        key = new_api_key()
-        key_id = await create_api_key(conn, tid, hash_key(key), shown_prefix(key))
-    finally:
-        await conn.close()
-    return {"tenant_id": tenant, "api_key": key, "key_id": str(key_id)}
-
-
-async def _set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[str, Any]:
-    from shared.db.catalog import load_catalog
-    from shared.db.pool import connect
-    from shared.db.tenants import set_spend_policy
-    from shared.errors import AinferaError
-    from shared.routing.policy import validate_policy
-    from shared.storable import check_storable
-
-    try:
-        tid = UUID(tenant)
-    except ValueError:
-        raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
-    try:
-        document = json.loads(policy_text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise SystemExit(f"error: --policy is not valid JSON: {e}") from None
-    try:
-        check_storable(document, param="--policy")
-    except AinferaError as e:
-        raise SystemExit(f"error: {e.message}") from None
-    conn = await connect(settings.database_url)
-    try:
-        try:
-            policy = validate_policy(document, await load_catalog(conn))
-        except AinferaError as e:
-            raise SystemExit(f"error: {e.message}") from None
-        if not await set_spend_policy(conn, tid, policy):
-            raise SystemExit(f"error: no tenant {tenant}")
-    finally:
-        await conn.close()
-    return {"tenant_id": tenant, "spend_policy": policy}
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -149,13 +50,11 @@ def _gateway(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
-    import importlib
-
     from shared.logging import configure_logging
+    from worker.main import run_worker  # the command line is the top layer (see the import contracts)
 
     configure_logging(settings, process="worker")
-    module = importlib.import_module("worker.main")
-    module.run_worker(settings, queues=args.queue)
+    run_worker(settings, queues=args.queue)
 
 
 def _sim(settings: Settings, args: argparse.Namespace) -> None:
@@ -270,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("services", help="make sure Postgres and Redis answer (start or install local ones)")
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
     sub.add_parser("seed-catalog", help="upsert the researched catalog (17 providers, 130 models)")
+    sub.add_parser("schema", help="rewrite migrations/schema.sql from a scratch database the migrations build")
 
     tenant = sub.add_parser("tenant", help="tenant operations").add_subparsers(dest="tenant_cmd", required=True)
     tc = tenant.add_parser("create", help="create a tenant and its first API key (printed once)")
@@ -327,13 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     handlers: dict[str, Callable[[], Any]] = {
         "services": lambda: _services(settings),
-        "migrate": lambda: _run(_migrate(settings)),
-        "seed-catalog": lambda: _run(_seed(settings)),
+        "migrate": lambda: _run(database.migrate_database(settings)),
+        "seed-catalog": lambda: _run(database.seed(settings)),
+        "schema": lambda: print(_run(database.write_schema(settings))),
         "tenant": lambda: _print_json(
-            _run(_tenant_create(settings, args.name)) if args.tenant_cmd == "create"
-            else _run(_set_policy(settings, args.tenant, args.policy))
+            _run(database.tenant_create(settings, args.name)) if args.tenant_cmd == "create"
+            else _run(database.set_policy(settings, args.tenant, args.policy))
         ),
-        "key": lambda: _print_json(_run(_key_create(settings, args.tenant))),
+        "key": lambda: _print_json(_run(database.key_create(settings, args.tenant))),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,19 +28,19 @@ def _row(r: Any) -> EventRow:
     )
 
 
-async def append_event(
-    conn: Any, tenant_id: UUID, event_type: str, job_id: str | None, prefix: str, suffix: str, created_at: datetime
-) -> tuple[int, str]:
+async def append_event(conn: Connection, tenant_id: UUID, event_type: str, job_id: str | None, prefix: str,
+                       suffix: str, created_at: datetime) -> tuple[int, str]:
     """Append under the tenant's chain lock (held by the database for this statement's transaction)."""
     r = await conn.fetchrow(q("audit", "append_event"), tenant_id, event_type, job_id, prefix, suffix, created_at)
+    assert r is not None  # the function always returns its row
     return int(r["seq"]), str(r["event_hash"])
 
 
-async def list_events(conn: Any, tenant_id: UUID, since_seq: int, limit: int) -> list[EventRow]:
+async def list_events(conn: Connection, tenant_id: UUID, since_seq: int, limit: int) -> list[EventRow]:
     return [_row(r) for r in await conn.fetch(q("audit", "list_events"), tenant_id, since_seq, limit)]
 
 
-async def chain_head(conn: Any, tenant_id: UUID) -> tuple[int, str | None]:
+async def chain_head(conn: Connection, tenant_id: UUID) -> tuple[int, str | None]:
     """(seq, event_hash) of the tenant's latest event; (0, None) for an empty chain."""
     r = await conn.fetchrow(q("audit", "chain_head"), tenant_id)
     return (int(r["seq"]), str(r["event_hash"])) if r else (0, None)

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,33 +55,33 @@ class OpenBatch:
     last_fed_at: datetime | None
 
 
-async def create_batch(conn: Any, *, batch_id: str, tenant_id: UUID, input_file_id: str, endpoint: str,
+async def create_batch(conn: Connection, *, batch_id: str, tenant_id: UUID, input_file_id: str, endpoint: str,
                        completion_window: str, metadata: dict[str, str] | None, total: int,
                        expires_at: datetime) -> BatchRow:
     return _row(await conn.fetchrow(q("batches", "create_batch"), batch_id, tenant_id, input_file_id, endpoint,
                                     completion_window, metadata, total, expires_at))
 
 
-async def get_batch(conn: Any, batch_id: str, tenant_id: UUID) -> BatchRow | None:
+async def get_batch(conn: Connection, batch_id: str, tenant_id: UUID) -> BatchRow | None:
     r = await conn.fetchrow(q("batches", "get_batch"), batch_id, tenant_id)
     return _row(r) if r else None
 
 
-async def list_batches(conn: Any, tenant_id: UUID, after: str | None, limit: int) -> list[BatchRow]:
+async def list_batches(conn: Connection, tenant_id: UUID, after: str | None, limit: int) -> list[BatchRow]:
     return [_row(r) for r in await conn.fetch(q("batches", "list_batches"), tenant_id, after, limit)]
 
 
-async def request_cancel(conn: Any, batch_id: str, tenant_id: UUID) -> BatchRow | None:
+async def request_cancel(conn: Connection, batch_id: str, tenant_id: UUID) -> BatchRow | None:
     r = await conn.fetchrow(q("batches", "request_cancel"), batch_id, tenant_id)
     return _row(r) if r else None
 
 
-async def open_batches(conn: Any) -> list[OpenBatch]:
+async def open_batches(conn: Connection) -> list[OpenBatch]:
     return [OpenBatch(r["id"], r["tenant_id"], r["status"], r["total"], r["fed_through"], r["input_file_id"],
                       r["expires_at"], r["last_fed_at"]) for r in await conn.fetch(q("batches", "open_batches"))]
 
 
-async def materialize_lines(conn: Any, batch_id: str, after: int, through: int, job_prefix: str) -> list[str]:
+async def materialize_lines(conn: Connection, batch_id: str, after: int, through: int, job_prefix: str) -> list[str]:
     """Create queued jobs for lines (after, through] and record the progress; returns new job ids."""
     async with conn.transaction():
         ids = [r["id"] for r in await conn.fetch(q("batches", "materialize_lines"), batch_id, after, through,
@@ -89,39 +90,39 @@ async def materialize_lines(conn: Any, batch_id: str, after: int, through: int, 
     return ids
 
 
-async def close_open_lines(conn: Any, batch_id: str, status: str) -> int:
+async def close_open_lines(conn: Connection, batch_id: str, status: str) -> int:
     result: str = await conn.execute(q("batches", "close_open_lines"), batch_id, status)
     return int(result.split()[-1])
 
 
-async def has_open_lines(conn: Any, batch_id: str) -> bool:
+async def has_open_lines(conn: Connection, batch_id: str) -> bool:
     return bool(await conn.fetchval(q("batches", "has_open_lines"), batch_id))
 
 
-async def begin_finalizing(conn: Any, batch_id: str) -> None:
+async def begin_finalizing(conn: Connection, batch_id: str) -> None:
     await conn.execute(q("batches", "begin_finalizing"), batch_id)
 
 
-async def finish_batch(conn: Any, batch_id: str, status: str, output_file_id: str | None,
+async def finish_batch(conn: Connection, batch_id: str, status: str, output_file_id: str | None,
                        error_file_id: str | None) -> BatchRow | None:
     r = await conn.fetchrow(q("batches", "finish_batch"), batch_id, status, output_file_id, error_file_id)
     return _row(r) if r else None
 
 
-async def succeeded_lines_after(conn: Any, batch_id: str, after: int, limit: int) -> list[Any]:
+async def succeeded_lines_after(conn: Connection, batch_id: str, after: int, limit: int) -> list[Any]:
     return list(await conn.fetch(q("batches", "succeeded_lines_after"), batch_id, after, limit))
 
 
-async def unsucceeded_lines_after(conn: Any, batch_id: str, after: int, limit: int) -> list[Any]:
+async def unsucceeded_lines_after(conn: Connection, batch_id: str, after: int, limit: int) -> list[Any]:
     return list(await conn.fetch(q("batches", "unsucceeded_lines_after"), batch_id, after, limit))
 
 
-async def open_stored_jobs(conn: Any, older_than_s: float, limit: int, started_before_s: float) -> list[str]:
+async def open_stored_jobs(conn: Connection, older_than_s: float, limit: int, started_before_s: float) -> list[str]:
     rows = await conn.fetch(q("batches", "open_stored_jobs"), timedelta(seconds=older_than_s), limit,
                             timedelta(seconds=started_before_s))
     return [r["id"] for r in rows]
 
 
-async def get_batch_by_id(conn: Any, batch_id: str) -> BatchRow | None:
+async def get_batch_by_id(conn: Connection, batch_id: str) -> BatchRow | None:
     r = await conn.fetchrow(q("batches", "get_batch_by_id"), batch_id)
     return _row(r) if r else None

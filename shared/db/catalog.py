@@ -6,9 +6,10 @@ from typing import Any
 
 from shared.catalog.types import Catalog, FastVariant, Model, Provider, Stack, WireFormat
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
-async def load_catalog(conn: Any, *, version: int = 0) -> Catalog:
+async def load_catalog(conn: Connection, *, version: int = 0) -> Catalog:
     """One consistent snapshot of providers and models (read in one transaction)."""
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         prows = await conn.fetch(q("catalog", "load_providers"))
@@ -53,7 +54,7 @@ async def load_catalog(conn: Any, *, version: int = 0) -> Catalog:
     return Catalog(providers=providers, models=models, version=version)
 
 
-async def provider_names(conn: Any) -> set[str]:
+async def provider_names(conn: Connection) -> set[str]:
     return {r["name"] for r in await conn.fetch(q("catalog", "provider_names"))}
 
 
@@ -62,7 +63,7 @@ def _fast_variant(r: Any) -> FastVariant | None:
     return None if all(v is None for v in figures) else FastVariant(*figures)
 
 
-async def upsert_provider(conn: Any, p: Provider) -> None:
+async def upsert_provider(conn: Connection, p: Provider) -> None:
     await conn.execute(
         q("catalog", "upsert_provider"),
         p.name,
@@ -76,7 +77,7 @@ async def upsert_provider(conn: Any, p: Provider) -> None:
     )
 
 
-async def upsert_model(conn: Any, m: Model, *, catalog_status: str | None) -> None:
+async def upsert_model(conn: Connection, m: Model, *, catalog_status: str | None) -> None:
     fv = m.fast_variant
     await conn.execute(
         q("catalog", "upsert_model"),
@@ -105,6 +106,6 @@ async def upsert_model(conn: Any, m: Model, *, catalog_status: str | None) -> No
     )
 
 
-async def set_model_active(conn: Any, slug: str, active: bool, reason: str | None) -> bool:
+async def set_model_active(conn: Connection, slug: str, active: bool, reason: str | None) -> bool:
     result: str = await conn.execute(q("catalog", "set_model_active"), slug, active, reason)
     return result.endswith(" 1")

@@ -11,6 +11,7 @@ from uuid import UUID
 import orjson
 
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +24,12 @@ class StoredKey:
     work_id: str | None  # the job or batch this key's request created, once it did
 
 
-async def claim_key(conn: Any, tenant_id: UUID, key: str, request_hash: str, lock_s: float) -> bool:
+async def claim_key(conn: Connection, tenant_id: UUID, key: str, request_hash: str, lock_s: float) -> bool:
     return await conn.fetchval(q("idempotency", "claim_key"), tenant_id, key, request_hash,
                                timedelta(seconds=lock_s)) is not None
 
 
-async def get_key(conn: Any, tenant_id: UUID, key: str) -> StoredKey | None:
+async def get_key(conn: Connection, tenant_id: UUID, key: str) -> StoredKey | None:
     r = await conn.fetchrow(q("idempotency", "get_key"), tenant_id, key)
     if r is None:
         return None
@@ -37,32 +38,32 @@ async def get_key(conn: Any, tenant_id: UUID, key: str) -> StoredKey | None:
                      r["work_id"])
 
 
-async def set_request_hash(conn: Any, tenant_id: UUID, key: str, request_hash: str) -> None:
+async def set_request_hash(conn: Connection, tenant_id: UUID, key: str, request_hash: str) -> None:
     await conn.execute(q("idempotency", "set_request_hash"), tenant_id, key, request_hash)
 
 
-async def store_response(conn: Any, tenant_id: UUID, key: str, status: int, headers: dict[str, str],
+async def store_response(conn: Connection, tenant_id: UUID, key: str, status: int, headers: dict[str, str],
                          body: bytes) -> None:
     """Keep the answer as the JSON text it was sent as (text, not jsonb: lossless, U+0000 included)."""
     await conn.execute(q("idempotency", "store_response"), tenant_id, key, status, headers, body.decode())
 
 
-async def bind_key(conn: Any, tenant_id: UUID, key: str, work_id: str) -> None:
+async def bind_key(conn: Connection, tenant_id: UUID, key: str, work_id: str) -> None:
     await conn.execute(q("idempotency", "bind_key"), tenant_id, key, work_id)
 
 
-async def unbind_key(conn: Any, tenant_id: UUID, key: str, work_id: str) -> None:
+async def unbind_key(conn: Connection, tenant_id: UUID, key: str, work_id: str) -> None:
     await conn.execute(q("idempotency", "unbind_key"), tenant_id, key, work_id)
 
 
-async def release_key(conn: Any, tenant_id: UUID, key: str) -> None:
+async def release_key(conn: Connection, tenant_id: UUID, key: str) -> None:
     await conn.execute(q("idempotency", "release_key"), tenant_id, key)
 
 
-async def release_lost_key(conn: Any, tenant_id: UUID, key: str, work_id: str) -> None:
+async def release_lost_key(conn: Connection, tenant_id: UUID, key: str, work_id: str) -> None:
     await conn.execute(q("idempotency", "release_lost_key"), tenant_id, key, work_id)
 
 
-async def expire_keys(conn: Any, older_than: timedelta) -> int:
+async def expire_keys(conn: Connection, older_than: timedelta) -> int:
     result: str = await conn.execute(q("idempotency", "expire_keys"), older_than)
     return int(result.split()[-1])

@@ -10,25 +10,13 @@ from uuid import UUID
 import orjson
 
 from shared.db.queries import q
+from shared.db.types import Connection
+from shared.jobs import JobKind, JobRow, JobStatus
 from shared.receipts.types import Receipt, ReceiptStatus
 
 
-@dataclass(frozen=True, slots=True)
-class JobRow:
-    id: str
-    tenant_id: UUID
-    kind: str
-    status: str
-    requested_model: str
-    response: dict[str, Any] | None  # stored as the JSON text it was answered with
-    http_status: int | None
-    receipt_id: str | None
-    created_at: datetime
-    finished_at: datetime | None
-
-
 async def finish_dispatch(
-    conn: Any, *, job: dict[str, Any], receipt: dict[str, Any], event_type: str, prefix: str, suffix: str
+    conn: Connection, *, job: dict[str, Any], receipt: dict[str, Any], event_type: str, prefix: str, suffix: str
 ) -> bool:
     """Write the finished job, its receipt and its audit event atomically.
 
@@ -38,7 +26,7 @@ async def finish_dispatch(
     return bool(await conn.fetchval(q("jobs", "finish_dispatch"), job, receipt, event_type, prefix, suffix))
 
 
-async def finish_dispatch_many(conn: Any, items: list[dict[str, Any]]) -> list[bool]:
+async def finish_dispatch_many(conn: Connection, items: list[dict[str, Any]]) -> list[bool]:
     """Finish several jobs in one transaction; each item holds job, receipt, event_type, prefix, suffix.
 
     Returns, per item, whether it was finished here (False: it had been already).
@@ -47,12 +35,12 @@ async def finish_dispatch_many(conn: Any, items: list[dict[str, Any]]) -> list[b
     return result
 
 
-async def job_outcome(conn: Any, job_id: str) -> JobRow | None:
+async def job_outcome(conn: Connection, job_id: str) -> JobRow | None:
     r = await conn.fetchrow(q("jobs", "job_outcome"), job_id)
     if r is None:
         return None
     return JobRow(
-        r["id"], r["tenant_id"], r["kind"], r["status"], r["requested_model"], _json(r["response"]),
+        r["id"], r["tenant_id"], JobKind(r["kind"]), JobStatus(r["status"]), r["requested_model"], _json(r["response"]),
         r["http_status"], r["receipt_id"], r["created_at"], r["finished_at"],
     )
 
@@ -73,12 +61,12 @@ def _receipt(r: Any) -> Receipt:
     )
 
 
-async def get_receipt(conn: Any, receipt_id: str, tenant_id: UUID) -> Receipt | None:
+async def get_receipt(conn: Connection, receipt_id: str, tenant_id: UUID) -> Receipt | None:
     r = await conn.fetchrow(q("jobs", "get_receipt"), receipt_id, tenant_id)
     return _receipt(r) if r else None
 
 
-async def list_receipts(conn: Any, tenant_id: UUID, *, after: str | None, model: str | None,
+async def list_receipts(conn: Connection, tenant_id: UUID, *, after: str | None, model: str | None,
                         created_after: datetime | None, created_before: datetime | None,
                         limit: int) -> list[Receipt]:
     rows = await conn.fetch(q("jobs", "list_receipts"), tenant_id, after, model, created_after, created_before,
@@ -89,14 +77,14 @@ async def list_receipts(conn: Any, tenant_id: UUID, *, after: str | None, model:
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     tenant_id: UUID
-    kind: str
-    request: dict[str, Any]
+    kind: JobKind
+    request: dict[str, Any] | None  # as stored; the worker validates it again
     created_at: datetime
     batch_id: str | None
     attempt: int  # this claim's lease: the attempt number it took
 
 
-async def register_attempt(conn: Any, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
+async def register_attempt(conn: Connection, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
                            created_at: datetime, attempt: int) -> int | None:
     """Take the lease of a job delivered again. Returns the lease now held, None when it finished."""
     lease: int | None = await conn.fetchval(q("jobs", "register_attempt"), job_id, tenant_id, kind,
@@ -104,13 +92,14 @@ async def register_attempt(conn: Any, *, job_id: str, tenant_id: UUID, kind: str
     return lease
 
 
-async def create_stored_job(conn: Any, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
+async def create_stored_job(conn: Connection, *, job_id: str, tenant_id: UUID, kind: JobKind, requested_model: str,
                             request: dict[str, Any], created_at: datetime) -> None:
-    await conn.execute(q("jobs", "create_stored_job"), job_id, tenant_id, kind, requested_model, request, created_at)
+    await conn.execute(q("jobs", "create_stored_job"), job_id, tenant_id, kind.value, requested_model, request,
+                       created_at)
 
 
-async def claim_stored_job(conn: Any, job_id: str) -> ClaimedJob | None:
+async def claim_stored_job(conn: Connection, job_id: str) -> ClaimedJob | None:
     r = await conn.fetchrow(q("jobs", "claim_stored_job"), job_id)
     if r is None:
         return None
-    return ClaimedJob(r["tenant_id"], r["kind"], r["request"], r["created_at"], r["batch_id"], r["attempt"])
+    return ClaimedJob(r["tenant_id"], JobKind(r["kind"]), r["request"], r["created_at"], r["batch_id"], r["attempt"])

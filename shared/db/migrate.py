@@ -18,6 +18,7 @@ import asyncpg
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+READABLE_SCHEMA = "schema.sql"
 _LOCK_KEY = 0x61696E66  # "ainf": one lock id for every migrator of this project
 
 
@@ -39,6 +40,8 @@ class Migration:
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
+        if path.name == READABLE_SCHEMA:
+            continue  # the schema the migrations build, for reading (shared/db/schema_dump.py)
         m = _FILE.match(path.name)
         if not m:
             raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
@@ -70,6 +73,17 @@ async def ensure_database(dsn: str) -> bool:
         return True
     await conn.close()
     return False
+
+
+async def drop_database(dsn: str) -> None:
+    """Drop the target database if it exists (scratch databases only: `make schema` uses one)."""
+    parts = urlsplit(dsn)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        quoted = await admin.fetchval("SELECT quote_ident($1)", parts.path.lstrip("/"))
+        await admin.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:

@@ -7,6 +7,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from shared.db.types import Connection, Pool
+
 
 async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec(
@@ -28,15 +30,16 @@ async def _keep_session(_conn: Any) -> None:
     transaction left open."""
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Any:
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> Pool:
     """A pool whose connections encode and decode json/jsonb with orjson."""
-    return await asyncpg.create_pool(
+    pool: Pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60, reset=_keep_session
     )
+    return pool
 
 
-async def connect(dsn: str) -> Any:
+async def connect(dsn: str) -> Connection:
     """A single connection with the same codecs (CLI commands, listeners)."""
-    conn = await asyncpg.connect(dsn)
+    conn: Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
-async def recent_ratios(conn: Any, slugs: Sequence[str], window: int) -> dict[str, list[tuple[int, int]]]:
+async def recent_ratios(conn: Connection, slugs: Sequence[str], window: int) -> dict[str, list[tuple[int, int]]]:
     """Per slug, newest first: (input tokens, output tokens) of its last `window` receipts."""
     out: dict[str, list[tuple[int, int]]] = {}
     for r in await conn.fetch(q("stats", "recent_ratios"), list(slugs), window):
@@ -16,7 +16,7 @@ async def recent_ratios(conn: Any, slugs: Sequence[str], window: int) -> dict[st
     return out
 
 
-async def recent_latencies(conn: Any, slugs: Sequence[str],
+async def recent_latencies(conn: Connection, slugs: Sequence[str],
                            window: int) -> dict[tuple[str, str | None], list[int]]:
     """Per (slug, reasoning effort sent), newest first: the upstream latencies of its last `window` receipts."""
     out: dict[tuple[str, str | None], list[int]] = {}

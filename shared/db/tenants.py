@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.db.queries import q
+from shared.db.types import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,33 +23,35 @@ class KeyOwner:
     tenant: TenantRow
 
 
-async def create_tenant(conn: Any, name: str, spend_policy: dict[str, Any] | None = None) -> TenantRow:
+async def create_tenant(conn: Connection, name: str, spend_policy: dict[str, Any] | None = None) -> TenantRow:
     r = await conn.fetchrow(q("tenants", "create_tenant"), name, spend_policy or {})
+    assert r is not None  # INSERT ... RETURNING
     return TenantRow(r["id"], r["name"], r["spend_policy"])
 
 
-async def get_tenant(conn: Any, tenant_id: UUID) -> TenantRow | None:
+async def get_tenant(conn: Connection, tenant_id: UUID) -> TenantRow | None:
     r = await conn.fetchrow(q("tenants", "get_tenant"), tenant_id)
     return TenantRow(r["id"], r["name"], r["spend_policy"]) if r else None
 
 
-async def set_spend_policy(conn: Any, tenant_id: UUID, policy: dict[str, Any]) -> bool:
+async def set_spend_policy(conn: Connection, tenant_id: UUID, policy: dict[str, Any]) -> bool:
     return await conn.fetchval(q("tenants", "set_spend_policy"), tenant_id, policy) is not None
 
 
-async def create_api_key(conn: Any, tenant_id: UUID, key_hash: bytes, key_prefix: str) -> UUID:
+async def create_api_key(conn: Connection, tenant_id: UUID, key_hash: bytes, key_prefix: str) -> UUID:
     r = await conn.fetchrow(q("tenants", "create_api_key"), tenant_id, key_hash, key_prefix)
+    assert r is not None  # INSERT ... RETURNING
     key_id: UUID = r["id"]
     return key_id
 
 
-async def owner_of_key_hash(conn: Any, key_hash: bytes) -> KeyOwner | None:
+async def owner_of_key_hash(conn: Connection, key_hash: bytes) -> KeyOwner | None:
     r = await conn.fetchrow(q("tenants", "tenant_for_key_hash"), key_hash)
     if r is None:
         return None
     return KeyOwner(r["key_id"], TenantRow(r["tenant_id"], r["name"], r["spend_policy"]))
 
 
-async def tenant_by_name(conn: Any, name: str) -> TenantRow | None:
+async def tenant_by_name(conn: Connection, name: str) -> TenantRow | None:
     r = await conn.fetchrow(q("tenants", "tenant_by_name"), name)
     return TenantRow(r["id"], r["name"], r["spend_policy"]) if r else None

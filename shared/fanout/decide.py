@@ -22,6 +22,7 @@ from shared.audit.writer import append_event
 from shared.catalog.types import Model
 from shared.db.catalog import load_catalog, set_model_active
 from shared.db.fanout import claim_decision, recent_outcomes, run_probes, store_decisions
+from shared.fanout.probe import ProbeOutcome
 from shared.logging import get_logger
 from shared.resources import Resources
 
@@ -46,8 +47,8 @@ class DecisionRules:
 
 def guard_reason(probes: list[dict[str, Any]], rules: DecisionRules) -> str | None:
     """Why this run's failures should not switch anything off, or None."""
-    passed = sum(p["outcome"] == "passed" for p in probes)
-    failed = [p for p in probes if p["outcome"] == "failed"]
+    passed = sum(p["outcome"] == ProbeOutcome.PASSED for p in probes)
+    failed = [p for p in probes if p["outcome"] == ProbeOutcome.FAILED]
     if not failed:
         return None
     ambiguous = [p for p in failed if p["reason"] not in ROW_EVIDENCE_REASONS]
@@ -75,7 +76,8 @@ async def decide_run(res: Resources, run_id: str, rules: DecisionRules) -> dict[
         probes = await run_probes(conn, run_id)
         catalog = await load_catalog(conn)  # fresh: a previous run may have switched rows moments ago
     guard = guard_reason(probes, rules)
-    probed = [p["model_slug"] for p in probes if p["outcome"] != "skipped" and p["model_slug"] in catalog.models]
+    probed = [p["model_slug"] for p in probes
+              if p["outcome"] != ProbeOutcome.SKIPPED and p["model_slug"] in catalog.models]
     window = max(rules.deactivate_after, rules.reactivate_after)
     async with res.db.acquire() as conn:
         history = await recent_outcomes(conn, probed, window, run_id)
@@ -85,11 +87,11 @@ async def decide_run(res: Resources, run_id: str, rules: DecisionRules) -> dict[
         recent = history.get(slug, [])
         if model.active and guard is None:
             streak = recent[: rules.deactivate_after]
-            if len(streak) == rules.deactivate_after and all(o["outcome"] == "failed" for o in streak):
+            if len(streak) == rules.deactivate_after and all(o["outcome"] == ProbeOutcome.FAILED for o in streak):
                 decisions.append(await _switch(res, run_id, model, False, streak[0]["reason"], streak))
         elif not model.active and not (model.deactivation_reason or "").startswith(MANUAL_REASON_PREFIX):
             streak = recent[: rules.reactivate_after]
-            if len(streak) == rules.reactivate_after and all(o["outcome"] == "passed" for o in streak):
+            if len(streak) == rules.reactivate_after and all(o["outcome"] == ProbeOutcome.PASSED for o in streak):
                 decisions.append(await _switch(res, run_id, model, True, None, streak))
     async with res.db.acquire() as conn:
         await store_decisions(conn, run_id, {"reason": guard} if guard else None, decisions)

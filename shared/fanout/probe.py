@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -35,11 +36,17 @@ PROBE_MAX_TOKENS = 8
 PROBE_INPUT_TOKENS = 16  # what the cost estimate assumes for the prompt above
 
 
+class ProbeOutcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # with a reason naming what is wrong with the row (or the provider)
+    SKIPPED = "skipped"  # says nothing about the row: no credentials here, or rate limited
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     slug: str
     provider: str
-    outcome: str  # passed | failed | skipped
+    outcome: ProbeOutcome
     reason: str | None
     status_code: int | None
     error_code: str | None
@@ -66,14 +73,14 @@ def estimated_probe_cost(model: Model) -> float:
     return (PROBE_INPUT_TOKENS * model.input_usd_per_mtok + PROBE_MAX_TOKENS * model.output_usd_per_mtok) / 1e6
 
 
-def reason_for(error: AinferaError) -> tuple[str, str]:
+def reason_for(error: AinferaError) -> tuple[ProbeOutcome, str]:
     """(outcome, reason) for a failed call. Rate limits say nothing about the row: skipped."""
     if isinstance(error, UpstreamRateLimited):
-        return "skipped", "rate_limited"
+        return ProbeOutcome.SKIPPED, "rate_limited"
     if isinstance(error, UpstreamModelNotFound):
-        return "failed", "model_not_found"
+        return ProbeOutcome.FAILED, "model_not_found"
     if error.code == PATH_NOT_FOUND_CODE:
-        return "failed", "http_404_path"
+        return ProbeOutcome.FAILED, "http_404_path"
     table: list[tuple[type[AinferaError], str]] = [
         (UpstreamMisconfigured, "invalid_upstream_url"),
         (UpstreamAuthFailed, "auth_failed"),
@@ -86,8 +93,8 @@ def reason_for(error: AinferaError) -> tuple[str, str]:
     ]
     for cls, reason in table:
         if isinstance(error, cls):
-            return "failed", reason
-    return "failed", error.code
+            return ProbeOutcome.FAILED, reason
+    return ProbeOutcome.FAILED, error.code
 
 
 async def run_probe(http: httpx.AsyncClient, settings: Settings, catalog: Catalog, slug: str) -> ProbeResult:
@@ -96,10 +103,10 @@ async def run_probe(http: httpx.AsyncClient, settings: Settings, catalog: Catalo
     try:
         url = provider_url(provider)
     except UpstreamMisconfigured as e:
-        return ProbeResult(slug, provider.name, "failed", "invalid_upstream_url", None, e.code, None,
+        return ProbeResult(slug, provider.name, ProbeOutcome.FAILED, "invalid_upstream_url", None, e.code, None,
                            model.upstream_model, f"{provider.base_url} + {provider.chat_completions_path or ''}")
     if not has_credential(settings, provider):
-        return ProbeResult(slug, provider.name, "skipped", "no_credentials", None, None, None,
+        return ProbeResult(slug, provider.name, ProbeOutcome.SKIPPED, "no_credentials", None, None, None,
                            model.upstream_model, url)
     started = time.monotonic()
     try:
@@ -110,5 +117,5 @@ async def run_probe(http: httpx.AsyncClient, settings: Settings, catalog: Catalo
         return ProbeResult(slug, provider.name, outcome, reason, e.upstream_status, e.code,
                            int((time.monotonic() - started) * 1000), model.upstream_model,
                            url)
-    return ProbeResult(slug, provider.name, "passed", None, 200, None, round(result.latency_ms),
+    return ProbeResult(slug, provider.name, ProbeOutcome.PASSED, None, 200, None, round(result.latency_ms),
                        model.upstream_model, url)

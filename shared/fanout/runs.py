@@ -25,21 +25,19 @@ from redis.asyncio import Redis
 from shared.catalog.types import Catalog
 from shared.db.catalog import provider_names
 from shared.db.fanout import create_run, get_run, record_probe, store_run_plan, unrecorded_probes
+from shared.db.types import Pool
 from shared.errors import InvalidRequest, UpstreamMisconfigured
-from shared.fanout.probe import estimated_probe_cost
+from shared.fanout.probe import ProbeOutcome, estimated_probe_cost
 from shared.ids import new_id
+from shared.jobs import DECIDE_FANOUT, PLAN_FANOUT, PROBE_MODEL
 from shared.logging import get_logger
 from shared.providers.call import has_credential, provider_url
 from shared.queue.enqueue import enqueue, enqueue_many
-from shared.queue.names import QueueName
 from shared.resources import Resources
 from shared.settings import Settings
 
 log = get_logger(__name__)
 
-PLAN_FUNCTION = "plan_fanout"
-PROBE_FUNCTION = "probe_model"
-DECIDE_FUNCTION = "decide_fanout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +75,7 @@ def probe_job_id(run_id: str, slug: str) -> str:
     return f"probe:{run_id}:{slug}"
 
 
-async def start_run(db: Any, redis: Redis, *, trigger: str, provider: str | None = None,
+async def start_run(db: Pool, redis: Redis, *, trigger: str, provider: str | None = None,
                     run_id: str | None = None) -> str | None:
     """Ask for a run. Returns its id, or None when `run_id` was taken already."""
     run_id = run_id or new_id("fanout")
@@ -92,7 +90,8 @@ async def start_run(db: Any, redis: Redis, *, trigger: str, provider: str | None
 
 
 async def queue_planning(redis: Redis, run_id: str) -> bool:
-    return await enqueue(redis, QueueName.PROBE, PLAN_FUNCTION, job_id=f"plan:{run_id}", kwargs={"run_id": run_id})
+    return await enqueue(redis, PLAN_FANOUT.queue, PLAN_FANOUT.name, job_id=f"plan:{run_id}",
+                         kwargs={"run_id": run_id})
 
 
 async def plan_queued_run(res: Resources, run_id: str) -> None:
@@ -110,7 +109,7 @@ async def plan_queued_run(res: Resources, run_id: str) -> None:
             for slug in plan.no_credentials if planned_here else ():
                 model = catalog.models[slug]
                 await record_probe(conn, {
-                    "run_id": run_id, "model_slug": slug, "provider": model.provider, "outcome": "skipped",
+                    "run_id": run_id, "model_slug": slug, "provider": model.provider, "outcome": ProbeOutcome.SKIPPED,
                     "reason": "no_credentials", "upstream_model": model.upstream_model,
                     "upstream_url": _url_or_row(catalog, slug)})
         if planned_here:
@@ -126,7 +125,7 @@ async def continue_run(res: Resources, run_id: str) -> None:
     if missing:
         await queue_probes(res, run_id, missing)
     else:
-        await enqueue(res.redis, QueueName.CONTROL, DECIDE_FUNCTION, job_id=f"decide:{run_id}",
+        await enqueue(res.redis, DECIDE_FANOUT.queue, DECIDE_FANOUT.name, job_id=f"decide:{run_id}",
                       kwargs={"run_id": run_id})
 
 
@@ -141,4 +140,4 @@ def _url_or_row(catalog: Catalog, slug: str) -> str:
 async def queue_probes(res: Resources, run_id: str, slugs: list[str]) -> int:
     jobs: list[tuple[str, dict[str, Any]]] = [
         (probe_job_id(run_id, s), {"run_id": run_id, "slug": s}) for s in slugs]
-    return await enqueue_many(res.redis, QueueName.PROBE, PROBE_FUNCTION, jobs)
+    return await enqueue_many(res.redis, PROBE_MODEL.queue, PROBE_MODEL.name, jobs)

@@ -27,6 +27,7 @@ from shared.errors import (
     UpstreamMalformed,
     UpstreamMisconfigured,
     UpstreamRateLimited,
+    UpstreamResponseTooLarge,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
@@ -43,7 +44,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Timeouts and retry rules for one upstream call, built once from Settings.
+    """Timeouts, retry rules and the size limit of an answer for one upstream call, built once
+    from Settings.
 
     `sleep`, `jitter` (a number in [0, 1)) and `clock` are injectable so tests can
     run the retry loop without waiting.
@@ -55,6 +57,7 @@ class RetryPolicy:
     max_retries: int
     retry_after_cap_s: float
     backoff_base_s: float
+    max_response_bytes: int = 32 * 1024 * 1024  # a longer answer is refused, never buffered whole
     simulated_clock: bool = False  # add back the world time the simulated provider skipped
     sleep: Sleep = field(default=asyncio.sleep, repr=False)
     jitter: Callable[[], float] = field(default=random.random, repr=False)
@@ -69,6 +72,7 @@ class RetryPolicy:
             max_retries=settings.upstream_max_retries,
             retry_after_cap_s=settings.upstream_retry_after_cap_s,
             backoff_base_s=settings.upstream_backoff_base_s,
+            max_response_bytes=settings.upstream_max_response_bytes,
             simulated_clock=settings.upstream_override is not None,
             sleep=sleep,
         )
@@ -190,8 +194,8 @@ def _retry_wait(error: UpstreamError, attempts: int, policy: RetryPolicy, *, rem
 async def _attempt(
     http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, policy: RetryPolicy
 ) -> tuple[Completion, float]:
-    """One POST, its body read in full, parsed by the adapter; also the world time the simulated
-    provider skipped (0 from anyone else). httpx errors become ours here."""
+    """One POST, its body read in full (up to the policy's size limit), parsed by the adapter; also
+    the world time the simulated provider skipped (0 from anyone else). httpx errors become ours here."""
     try:
         upstream = http.build_request(
             "POST",
@@ -218,7 +222,7 @@ async def _attempt(
     except httpx.UnsupportedProtocol:
         raise UpstreamMisconfigured("the upstream URL has an unsupported scheme") from None
     try:
-        content = await response.aread()
+        content = await _read_capped(response, policy.max_response_bytes)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(
             f"provider stopped sending the body ({type(exc).__name__})", upstream_status=response.status_code
@@ -232,6 +236,28 @@ async def _attempt(
         await response.aclose()
     completion = adapter.parse(response.status_code, response.headers, content)
     return completion, _skipped_ms(response.headers) if policy.simulated_clock else 0.0
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, decoded, as it arrives; `UpstreamResponseTooLarge` once it, or its declared length,
+    passes `limit` bytes. It never holds more than `limit` plus the piece just read (the transport
+    hands on at most 64 KiB at a time; httpx decodes a compressed piece whole before it is counted)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(response, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(response, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(response: httpx.Response, limit: int) -> UpstreamResponseTooLarge:
+    return UpstreamResponseTooLarge(f"provider answer is larger than the {limit:,}-byte limit",
+                                    upstream_status=response.status_code)
 
 
 def _skipped_ms(headers: httpx.Headers) -> float:

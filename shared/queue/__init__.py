@@ -4,7 +4,8 @@ Modules: `names` (queues and channels), `serializer` (JSON, no pickle), `pool`
 (the ArqRedis client), `enqueue` (one round trip + wake-up; bulk through
 pipelines), `claim` (one-round-trip Lua claim), `worker` (WakingWorker, an arq
 Worker subclass), `subscription` (a resubscribing pub/sub connection),
-`notify` (completion notices and CompletionWaiters), `lua` (EVALSHA helper).
+`notify` (completion notices and CompletionWaiters). Lua scripts run through
+redis-py's script objects.
 Redis keys keep arq's layout: jobs we enqueue run on a stock arq Worker too.
 
 Delivery semantics the rest of the system relies on:

@@ -1,6 +1,7 @@
 """Claiming due jobs in one round trip: the Lua script and its typed result.
 
-Running the claimed jobs stays arq's business (`Worker.run_job`); see `worker.py`.
+Running the claimed jobs stays arq's business (`Worker.run_job`); see `worker.py`. The script
+runs through redis-py's script object (EVALSHA, loaded on NOSCRIPT).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from dataclasses import dataclass
 from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-from shared.lua import LuaScript
-
 # Walks the due part of the queue (score <= now) in growing pages, skipping jobs whose
 # arq in-progress key exists and taking the others with SET NX PX (the same key and value
 # arq's start_jobs writes), until it holds `want` jobs or has looked at `scan_limit`
@@ -20,8 +19,7 @@ from shared.lua import LuaScript
 # It touches in-progress keys it cannot declare in KEYS: fine on one Redis (arq's model), not on a cluster.
 # KEYS: queue. ARGV: now ms, want, in-progress ttl ms, in-progress key prefix, scan limit.
 # Returns {more ('1' when it stopped because it had enough), next due score or '', id, score, ...}.
-_CLAIM = LuaScript(
-    """
+_CLAIM = """
 local now = ARGV[1]
 local want = tonumber(ARGV[2])
 local ttl = ARGV[3]
@@ -58,7 +56,6 @@ if #nxt > 0 then
 end
 return out
 """
-)
 
 
 @dataclass(frozen=True)
@@ -94,10 +91,10 @@ async def claim_jobs(
     """Mark up to `limit` due jobs as in progress (arq's key, TTL `in_progress_ms`) and return them."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    raw = await _CLAIM.run(
-        redis,
-        [queue_name],
-        [str(now_ms), str(limit), str(in_progress_ms), in_progress_key_prefix, str(scan_limit)],
+    # Registering is local (the source's SHA-1, no round trip), so it is done on the caller's client.
+    raw = await redis.register_script(_CLAIM)(
+        keys=[queue_name],
+        args=[str(now_ms), str(limit), str(in_progress_ms), in_progress_key_prefix, str(scan_limit)],
     )
     more, next_due, *flat = raw
     jobs = tuple((_text(job_id), _score(score)) for job_id, score in zip(flat[::2], flat[1::2], strict=True))

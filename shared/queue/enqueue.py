@@ -1,6 +1,8 @@
 """Enqueue arq jobs in one round trip and wake idle workers; bulk enqueue through pipelines.
 
 Jobs keep arq's layout (job key, queue score, expiry), so an unmodified arq Worker can run them.
+The script runs through redis-py's script object, which loads it when Redis does not know it
+(NOSCRIPT on a single call; SCRIPT EXISTS, then SCRIPT LOAD if needed, before a pipeline).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from arq.jobs import SerializationError, serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 
-from shared.lua import LuaScript
 from shared.queue.names import wake_channel
 from shared.queue.pool import database_of
 from shared.queue.serializer import NotJSONSafeError, serialize_job_data
@@ -22,8 +23,7 @@ from shared.queue.serializer import NotJSONSafeError, serialize_job_data
 # What arq's ArqRedis.enqueue_job does with WATCH/MULTI (4-5 round trips), in one script,
 # plus the wake-up. KEYS: job key, result key, queue. ARGV: job id, score, job ttl ms,
 # serialized job, wake channel ('' = do not publish; bulk enqueue publishes once per chunk).
-_ENQUEUE = LuaScript(
-    """
+_ENQUEUE = """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
   return 0
 end
@@ -34,7 +34,6 @@ if ARGV[5] ~= '' then
 end
 return 1
 """
-)
 
 DEFAULT_CHUNK_SIZE = 1000
 
@@ -106,7 +105,8 @@ async def enqueue(
         expires_ms=_ms(expires_s) or None,
         channel=wake_channel(queue_name, database_of(redis)),
     )
-    return bool(await _ENQUEUE.run(redis, keys, args))
+    # Registering is local (the source's SHA-1, no round trip), so it is done on the caller's client.
+    return bool(await redis.register_script(_ENQUEUE)(keys=keys, args=args))
 
 
 async def enqueue_many(
@@ -127,6 +127,7 @@ async def enqueue_many(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     channel = wake_channel(queue_name, database_of(redis))
+    script = redis.register_script(_ENQUEUE)
     pending = iter(jobs)
     added = 0
     while chunk := list(islice(pending, chunk_size)):
@@ -136,10 +137,9 @@ async def enqueue_many(
             for job_id, kwargs in chunk
         ]
         async with redis.pipeline(transaction=False) as pipe:
-            _ENQUEUE.load_into(pipe)
             for keys, args in calls:
-                _ENQUEUE.queue_call(pipe, keys, args)
+                await script(keys=keys, args=args, client=pipe)  # queued: the pipeline loads it first if needed
             pipe.publish(channel, "")
             results = await pipe.execute()
-        added += sum(int(r) for r in results[1:-1])
+        added += sum(int(r) for r in results[:-1])
     return added

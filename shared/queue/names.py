@@ -1,6 +1,7 @@
-"""Names on Redis that the queue layer owns: the queues and the pub/sub channels derived from them.
+"""Every name the system uses on Redis: the queues, the pub/sub channels, and the keys of the
+layers above the queue (learned statistics, held commits, the supervisor's lock and epoch).
 
-arq's own keys (`arq:job:<id>`, `arq:in-progress:<id>`, ...) keep arq's layout.
+arq's own keys (`arq:job:<id>`, `arq:in-progress:<id>`, ...) keep arq's layout (`arq.constants`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class QueueName(StrEnum):
 
 WAKE_CHANNEL_SUFFIX = ":wake"
 COMPLETION_CHANNEL_PREFIX = "ainfera:done:"
+# Workers announce finished async jobs on a channel every gateway listens on (GET /v1/jobs?wait=).
+ASYNC_WAITERS_INSTANCE = "async"
 
 
 def wake_channel(queue_name: str, db: int) -> str:
@@ -41,3 +44,14 @@ def wake_channel(queue_name: str, db: int) -> str:
 def completion_channel(instance: str) -> str:
     """The channel of one waiting process (one `CompletionWaiters`); workers publish notices there."""
     return f"{COMPLETION_CHANNEL_PREFIX}{instance}"
+
+
+ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)
+
+
+# --- keys of the layers above the queue ----------------------------------------------------------
+
+STATS_PREFIX = "ainfera:stats"  # learned routing statistics (shared/routing/learned.py)
+HELD_PREFIX = "ainfera:held:"  # commits a job could not write, for its next attempt (shared/commit.py)
+SUPERVISOR_LOCK_KEY = "ainfera:batch-supervisor:lock"  # one supervisor tick at a time
+EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data: the reconciler then does a full pass

@@ -36,14 +36,10 @@ def decode_notice(message: bytes) -> tuple[str, bytes]:
     return job_id.decode(), payload
 
 
-async def publish_done(redis: Redis, channel: str, message: bytes) -> None:
-    """Publish an encoded notice. Fire and forget: with no subscriber it is dropped, by design."""
-    await redis.publish(channel, message)
-
-
 async def notify_done(redis: Redis, reply_to: str, job_id: str, payload: bytes) -> None:
-    """What a worker calls when a job is done: `reply_to` is the channel the caller put in the job kwargs."""
-    await publish_done(redis, reply_to, encode_notice(job_id, payload))
+    """What a worker calls when a job is done: `reply_to` is the channel the caller put in the job.
+    Fire and forget: with no subscriber the notice is dropped, by design (waiters re-check Postgres)."""
+    await redis.publish(reply_to, encode_notice(job_id, payload))
 
 
 class CompletionWaiters:

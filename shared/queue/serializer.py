@@ -1,7 +1,7 @@
 """JSON serialization (orjson) of arq jobs and results: nothing on the queue is pickled.
 
 Pass `serialize` / `deserialize` as arq's `job_serializer` / `job_deserializer`
-everywhere (`WakingWorker` and `create_queue_pool` do it for you).
+everywhere arq itself serializes (`WakingWorker` does it for its own connection).
 """
 
 from __future__ import annotations

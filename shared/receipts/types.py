@@ -65,6 +65,22 @@ class Receipt:
             "reasoning_effort": self.reasoning_effort,
         }
 
+    @staticmethod
+    def from_row(row: dict[str, Any]) -> Receipt:
+        """The inverse of `row()` (a commit held in Redis is read back with it)."""
+        def dec(v: str | None) -> Decimal | None:
+            return Decimal(v) if v is not None else None
+
+        return Receipt(
+            id=row["id"], job_id=row["job_id"], tenant_id=UUID(row["tenant_id"]), status=ReceiptStatus(row["status"]),
+            requested_model=row["requested_model"], model_slug=row["model_slug"], provider=row["provider"],
+            upstream_model=row["upstream_model"], input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+            estimated_cost_usd=dec(row["estimated_cost_usd"]), cost_usd=Decimal(row["cost_usd"]),
+            latency_ms=row["latency_ms"], upstream_latency_ms=row["upstream_latency_ms"], attempts=row["attempts"],
+            error_code=row["error_code"], routing=row["routing"], created_at=datetime.fromisoformat(row["created_at"]),
+            signature=row["signature"], signing_kid=row["signing_kid"], reasoning_effort=row["reasoning_effort"],
+        )
+
     def public(self) -> dict[str, Any]:
         """The API shape (money as decimal strings, the canonical slug as `model`), with its signature.
 

@@ -25,12 +25,12 @@ from redis.exceptions import RedisError
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.stats import recent_latencies, recent_ratios
 from shared.logging import get_logger
-from shared.lua import LuaScript
+from shared.queue.names import STATS_PREFIX
 from shared.routing.candidates import RoutingStats, latency_key
 
 log = get_logger(__name__)
 
-PREFIX = "ainfera:stats"
+PREFIX = STATS_PREFIX
 RATIO_HASH = f"{PREFIX}:ratio"  # slug -> mean output/input ratio
 LATENCY_HASH = f"{PREFIX}:latency"  # latency key (slug, or slug~effort) -> median upstream ms
 READY_KEY = f"{PREFIX}:ready:2"  # present once the statistics were (re)built from Postgres, in this layout
@@ -60,8 +60,7 @@ class StatsWindow:
 
 # KEYS: ratio samples, latency samples, ratio hash, latency hash.
 # ARGV: slug, latency key, ratio, latency ms ('' for none), window size, minimum latency samples.
-_RECORD = LuaScript(
-    """
+_RECORD = """
 local size = tonumber(ARGV[5])
 redis.call('LPUSH', KEYS[1], ARGV[3])
 redis.call('LTRIM', KEYS[1], 0, size - 1)
@@ -90,7 +89,6 @@ if ARGV[4] ~= '' then
 end
 return #items
 """
-)
 
 
 async def record_sample(
@@ -102,11 +100,10 @@ async def record_sample(
         return
     key = latency_key(slug, reasoning_effort)
     try:
-        await _RECORD.run(
-            redis,
-            [ratios_key(slug), latencies_key(key), RATIO_HASH, LATENCY_HASH],
-            [slug, key, repr(output_tokens / input_tokens), "" if latency_ms is None else str(int(latency_ms)),
-             str(window.size), str(window.latency_min)],
+        await redis.register_script(_RECORD)(  # local: redis-py hashes it, runs EVALSHA, loads on NOSCRIPT
+            keys=[ratios_key(slug), latencies_key(key), RATIO_HASH, LATENCY_HASH],
+            args=[slug, key, repr(output_tokens / input_tokens), "" if latency_ms is None else str(int(latency_ms)),
+                  str(window.size), str(window.latency_min)],
         )
     except (RedisError, OSError) as e:
         log.warning("stats_record_failed", slug=slug, error=type(e).__name__)

@@ -8,12 +8,11 @@ stripped of anything the policy bans.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.catalog.types import Catalog, Model
-from shared.chat.request import AUTO_MODELS
+from shared.chat.request import AUTO_MODELS, ChatCompletionRequest, upstream_body
 from shared.errors import ModelInactive, ModelNotFound
 from shared.providers.call import has_credential
 from shared.routing.candidates import Candidate, RouterConfig, RouteRequest, RoutingStats
@@ -60,17 +59,19 @@ def _has_images(messages: Any) -> bool:
     return False
 
 
-def route_request(request: Mapping[str, Any]) -> RouteRequest:
-    hint = request.get("routing_hint") or {}
+def route_request(request: ChatCompletionRequest) -> RouteRequest:
+    """The facts the router decides on. Tokens are estimated on the request as it is sent."""
+    body = upstream_body(request)
+    hint = request.routing_hint
     return RouteRequest(
-        input_tokens=estimate_input_tokens(request["messages"], request.get("tools")),
-        output_cap=request.get("max_completion_tokens") or request.get("max_tokens"),
-        needs_tools=bool(request.get("tools")),
-        needs_vision=_has_images(request["messages"]),
-        max_cost_usd=hint.get("max_cost_usd"),
-        stack=hint.get("stack"),
-        latency_budget_ms=hint.get("latency_budget_ms"),
-        reasoning_effort=request.get("reasoning_effort"),
+        input_tokens=estimate_input_tokens(body["messages"], body.get("tools")),
+        output_cap=request.output_cap,
+        needs_tools=bool(request.tools),
+        needs_vision=_has_images(body["messages"]),
+        max_cost_usd=hint.max_cost_usd if hint else None,
+        stack=hint.stack if hint else None,
+        latency_budget_ms=hint.latency_budget_ms if hint else None,
+        reasoning_effort=request.reasoning_effort,
     )
 
 
@@ -86,7 +87,7 @@ def pinned_model(catalog: Catalog, slug: str) -> Model:
 
 
 def plan_request(
-    request: Mapping[str, Any],
+    request: ChatCompletionRequest,
     catalog: Catalog,
     *,
     policy: TenantPolicy,
@@ -95,7 +96,7 @@ def plan_request(
 ) -> Plan:
     req = route_request(request)
     config = router_config(settings)
-    slug = str(request["model"])
+    slug = request.model
     if slug in AUTO_MODELS:
         decision: Decision = route(
             req, catalog, policy=policy, stats=stats, config=config,

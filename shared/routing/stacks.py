@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 from shared.catalog.types import Stack
 
-StackHint = Literal["us", "eu", "china", "sea", "avoid-china"]
-STACK_HINTS: tuple[str, ...] = ("us", "eu", "china", "sea", "avoid-china")
+
+class StackHint(StrEnum):
+    """What a caller may ask for: one stack, or every stack but China's."""
+
+    US = "us"
+    EU = "eu"
+    CHINA = "china"
+    SEA = "sea"
+    AVOID_CHINA = "avoid-china"
+
+
+STACK_HINTS: tuple[str, ...] = tuple(h.value for h in StackHint)
 _ALL = frozenset(s.value for s in Stack)
 
 
@@ -15,7 +25,7 @@ def allowed_stacks(hint: str | None) -> frozenset[str]:
     """`china`, `eu`, `sea`, `us` keep only that stack; `avoid-china` drops china; None keeps all."""
     if hint is None:
         return _ALL
-    if hint == "avoid-china":
+    if hint == StackHint.AVOID_CHINA:
         return _ALL - {Stack.CHINA.value}
     if hint not in _ALL:
         raise ValueError(f"unknown stack hint {hint!r}")

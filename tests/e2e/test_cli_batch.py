@@ -178,7 +178,8 @@ def test_ctrl_c_while_waiting_leaves_the_batch_running_and_names_it(system, tena
 
 
 def test_waiting_backs_off_while_the_gateway_is_unreachable_then_gives_up_naming_the_batch():
-    from shared.cli.batch import POLL_ERROR_MAX_S, POLL_MAX_FAILURES, CliError, connect, poll
+    from shared.cli.batch import POLL_ERROR_MAX_S, POLL_MAX_FAILURES, poll
+    from shared.cli.gateway_client import CliError, connect
 
     pauses: list[float] = []
     with connect("http://127.0.0.1:1", "sk-ainf-unused") as client, pytest.raises(CliError) as e:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arq import Retry, cron
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import Worker, func
 
 from shared.queue.names import QueueName
 from shared.queue.notify import notify_done
-from shared.queue.pool import create_queue_pool
+from shared.queue.serializer import deserialize, serialize
 from shared.queue.worker import WakingWorker, create_worker
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -32,7 +32,7 @@ EVENTS = "test:events"  # list of facts the subprocess jobs record
 
 async def fresh_pool() -> ArqRedis:
     """A JSON-speaking client on db 11, flushed."""
-    pool = await create_queue_pool(REDIS_URL)
+    pool = await create_pool(REDIS_SETTINGS, job_serializer=serialize, job_deserializer=deserialize)
     await pool.flushdb()
     return pool
 

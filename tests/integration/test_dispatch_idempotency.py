@@ -10,8 +10,10 @@ import asyncpg
 import pytest
 
 from shared.audit.chain import verify_events
-from shared.dispatch import DispatchJob, run_dispatch
+from shared.chat.request import validate_chat_request
+from shared.dispatch import run_dispatch
 from shared.ids import job_id
+from shared.jobs import DispatchJob, JobKind
 from shared.resources import open_resources
 from tests.harness import new_tenant
 
@@ -24,8 +26,8 @@ def job(tenant_id: str, jid: str | None = None, text: str = "hello there") -> Di
     return DispatchJob(
         job_id=jid or job_id(),
         tenant_id=UUID(tenant_id),
-        kind="sync",
-        request={"model": "gpt-oss-120b@groq", "messages": [{"role": "user", "content": text}]},
+        kind=JobKind.SYNC,
+        request=validate_chat_request({"model": "gpt-oss-120b@groq", "messages": [{"role": "user", "content": text}]}),
         submitted_at=datetime.now(UTC),
     )
 

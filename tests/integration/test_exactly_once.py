@@ -13,12 +13,14 @@ import orjson
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from shared.chat.request import validate_chat_request
 from shared.db.jobs import create_stored_job
-from shared.dispatch import DispatchJob, run_dispatch
+from shared.dispatch import run_dispatch
 from shared.ids import job_id as new_job_id
+from shared.job_queue import enqueue_stored
+from shared.jobs import DispatchJob, JobKind
 from shared.resources import open_resources
 from shared.settings import Settings
-from shared.stored_jobs import enqueue_stored
 from tests.harness import new_tenant, running_gateway, running_worker
 from tests.integration.flaky_tcp import flaky_proxy
 from tests.integration.test_batches import content, jsonl, line, upload, wait_for_batch
@@ -55,7 +57,7 @@ async def store_raw_job(settings: Settings, tenant_id: str, request: dict) -> st
     jid = new_job_id()
     async with open_resources(settings) as res:
         async with res.db.acquire() as conn:
-            await create_stored_job(conn, job_id=jid, tenant_id=UUID(tenant_id), kind="async",
+            await create_stored_job(conn, job_id=jid, tenant_id=UUID(tenant_id), kind=JobKind.ASYNC,
                                     requested_model=str(request.get("model", "")), request=request,
                                     created_at=datetime.now(UTC))
         await enqueue_stored(res.redis, [jid])
@@ -102,16 +104,17 @@ async def test_a_line_postgres_cannot_read_fails_alone_and_every_tenants_batch_i
 # --- 2. our own code raising ---------------------------------------------------------------------
 
 
-async def test_a_stored_job_our_code_cannot_process_ends_failed_once_and_is_not_run_again(settings, sim):
+async def test_a_stored_job_whose_request_no_longer_validates_ends_failed_once(settings, sim):
+    # A row an older version (or a hand) stored, which today's validation refuses: once, it reached
+    # the token estimate and raised, and the job re-ran forever.
     tenant_id, _ = await new_tenant(settings)
     bad = chat(messages=[{"role": "assistant", "content": "x", "tool_calls": 1},
                          {"role": "user", "content": "go on"}])
     async with running_worker(settings):
         jid = await store_raw_job(settings, tenant_id, bad)
         row = await until(lambda: _finished(settings, jid))
-    assert row["status"] == "failed" and row["http_status"] == 500
-    body = orjson.loads(row["response"])
-    assert body["error"]["code"] == "internal_error" and "Traceback" not in row["response"]
+    assert row["status"] == "failed" and row["http_status"] == 400
+    assert orjson.loads(row["response"])["error"]["code"] == "unreadable_request"
     rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
     assert rows[0]["attempt"] == 1  # ran once: never re-enqueued
     events = await fetch(settings.database_url, "SELECT event_type FROM audit_events WHERE job_id = $1", jid)
@@ -119,18 +122,23 @@ async def test_a_stored_job_our_code_cannot_process_ends_failed_once_and_is_not_
     assert await upstream_calls(sim) == 0
 
 
-async def test_a_sync_job_our_code_cannot_process_is_a_clean_500_with_a_receipt(settings, sim):
+async def test_a_bug_in_our_code_ends_a_job_as_a_clean_500_with_one_receipt(settings, sim, monkeypatch):
+    import shared.dispatch as dispatch
+
+    def broken_plan(*_a, **_k):
+        raise TypeError("a bug in our own code")
+
+    monkeypatch.setattr(dispatch, "plan_request", broken_plan)
     tenant_id, _ = await new_tenant(settings)
-    bad = chat(messages=[{"role": "assistant", "content": "x", "tool_calls": [{"function": "not an object"}]},
-                         {"role": "user", "content": "go on"}], model="claude-haiku-4.5@anthropic")
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind="sync", request=bad,
-                      submitted_at=datetime.now(UTC))
+    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
+                      request=validate_chat_request(chat()), submitted_at=datetime.now(UTC))
     async with open_resources(settings) as res:
         outcome = await run_dispatch(res, job)
     assert outcome is not None and outcome.http_status == 500
     assert outcome.body["error"] == {"message": "The server had an error while processing your request.",
                                      "type": "server_error", "code": "internal_error", "param": None}
     await assert_trail(settings.database_url, tenant_id, jobs=1)
+    assert await upstream_calls(sim) == 0
 
 
 async def test_a_job_attempted_too_often_fails_for_good_without_calling_the_provider(settings, sim):
@@ -142,7 +150,7 @@ async def test_a_job_attempted_too_often_fails_for_good_without_calling_the_prov
         jid2 = new_job_id()
         async with open_resources(settings) as res:
             async with res.db.acquire() as conn:
-                await create_stored_job(conn, job_id=jid2, tenant_id=UUID(tenant_id), kind="async",
+                await create_stored_job(conn, job_id=jid2, tenant_id=UUID(tenant_id), kind=JobKind.ASYNC,
                                         requested_model=MODEL, request=chat(), created_at=datetime.now(UTC))
                 await conn.execute("UPDATE jobs SET status = 'running', attempt = $2 WHERE id = $1", jid2,
                                    settings.job_max_attempts)
@@ -199,7 +207,7 @@ async def test_a_key_whose_lock_expires_while_its_job_runs_never_starts_a_second
 
 
 async def test_an_async_job_stored_when_the_queue_fails_is_accepted_and_runs_once(settings, sim, monkeypatch):
-    import shared.stored_jobs as stored_jobs
+    import shared.job_queue as stored_jobs
 
     real = stored_jobs.enqueue_stored
 
@@ -320,7 +328,8 @@ async def test_a_stalled_attempt_cannot_replace_a_later_attempts_answer_with_a_f
     tenant_id, _ = await new_tenant(settings)
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=1500", "times": 1})  # attempt 1
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=600", "times": 1})  # attempt 2
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind="sync", request=chat(),
+    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
+                      request=validate_chat_request(chat()),
                       submitted_at=datetime.now(UTC))
     stalled = settings.model_copy(update={"upstream_deadline_s": 0.8})
     async with open_resources(stalled) as res_a, open_resources(settings) as res_b:
@@ -338,7 +347,8 @@ async def test_a_stalled_attempts_paid_answer_is_kept_when_it_arrives_first(sett
     tenant_id, _ = await new_tenant(settings)
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=300", "times": 1})  # attempt 1
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=1200", "times": 1})  # attempt 2
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind="sync", request=chat(),
+    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
+                      request=validate_chat_request(chat()),
                       submitted_at=datetime.now(UTC))
     async with open_resources(settings) as res:
         a = asyncio.create_task(run_dispatch(res, job, attempt=1))

@@ -13,8 +13,10 @@ from uuid import UUID
 import pytest
 from redis.asyncio import Redis
 
-from shared.dispatch import DispatchJob, run_dispatch
+from shared.chat.request import validate_chat_request
+from shared.dispatch import run_dispatch
 from shared.ids import job_id
+from shared.jobs import DispatchJob, JobKind
 from shared.resources import Resources, open_resources
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
@@ -53,14 +55,14 @@ def job(tenant_id: str, slug: str, effort: str | None, i: int) -> DispatchJob:
     request = {"model": slug, "messages": [{"role": "user", "content": f"Name a river, please ({i})."}]}
     if effort:
         request["reasoning_effort"] = effort
-    return DispatchJob(job_id=job_id(), tenant_id=UUID(tenant_id), kind="sync", request=request,
-                       submitted_at=datetime.now(UTC))
+    return DispatchJob(job_id=job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
+                       request=validate_chat_request(request), submitted_at=datetime.now(UTC))
 
 
 def plan(res: Resources, budget_ms: float):
     request = {"model": "ainfera-auto", "messages": SHORT, "routing_hint": {"latency_budget_ms": budget_ms}}
-    return plan_request(request, res.catalog.current, policy=TenantPolicy(), stats=res.stats.current,
-                        settings=res.settings)
+    return plan_request(validate_chat_request(request), res.catalog.current, policy=TenantPolicy(),
+                        stats=res.stats.current, settings=res.settings)
 
 
 def world_ms(slug: str, effort: str | None, output_tokens: int) -> float:

@@ -164,3 +164,183 @@ async def test_an_idle_connection_is_not_reused_past_its_keepalive_expiry(serve)
         await asyncio.sleep(0.3)
         await c.post(url, content=b"")
     assert server.connections == 2
+
+
+async def _one_answer(head: bytes, parts: list[bytes], gate: asyncio.Event | None = None):
+    """A server that answers one request with `head` and then `parts`, waiting for `gate` between the
+    first part and the rest; returns (server, url)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in request.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        await reader.readexactly(length)
+        writer.write(head + parts[0])
+        await writer.drain()
+        if gate is not None:
+            await gate.wait()
+        for part in parts[1:]:
+            writer.write(part)
+            await writer.drain()
+        await reader.read()  # until the client closes
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+async def test_a_body_is_handed_on_as_it_arrives(framing):
+    # The second half is sent only once the client has read the first: a transport that waited for
+    # the whole body would never finish.
+    gate = asyncio.Event()
+    if framing == "chunked":
+        head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        parts = [b"5\r\nfirst\r\n", b"6\r\nsecond\r\n0\r\n\r\n"]
+    else:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+        parts = [b"first", b"second"]
+    srv, url = await _one_answer(head, parts, gate)
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport()) as c, c.stream("POST", url, content=b"{}") as response:
+            pieces = response.aiter_raw()
+            assert await anext(pieces) == b"first"
+            gate.set()
+            assert b"".join([piece async for piece in pieces]) == b"second"
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("coding", [b"chunked", b"Chunked", b"chunked "])
+async def test_chunked_is_recognised_as_the_only_transfer_coding(serve, coding):
+    _, url = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        assert (await c.post(url, content=b"")).json() == {}
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"chunked, gzip", b"xchunked", b"identity"])
+async def test_other_transfer_codings_are_protocol_errors(serve, coding):
+    _, url = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.post(url, content=b"")
+
+
+@pytest.mark.parametrize("chunks", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n",
+                                    b"0x5\r\nhello\r\n0\r\n\r\n", b"5_0\r\nhello\r\n0\r\n\r\n", b"\r\n0\r\n\r\n"])
+async def test_malformed_chunks_are_protocol_errors(serve, chunks):
+    _, url = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.post(url, content=b"")
+
+
+async def test_conflicting_content_lengths_are_protocol_errors(serve):
+    _, url = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.post(url, content=b"")
+
+
+def _policy(**overrides):
+    from shared.providers.transport import RetryPolicy
+
+    return RetryPolicy(**{"connect_timeout_s": 2, "read_timeout_s": 2, "deadline_s": 10, "max_retries": 2,
+                          "retry_after_cap_s": 1, "backoff_base_s": 0.01, **overrides})
+
+
+def _request(url: str):
+    from shared.providers.types import UpstreamRequest
+
+    return UpstreamRequest(url=url, headers={"Content-Type": "application/json"}, body=b'{"model": "m"}')
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "httpx"])
+async def test_an_answer_over_the_size_limit_is_refused_and_not_read_to_its_end(lean):
+    # The provider would send 64 MiB; the client stops at its 1 MiB limit and drops the connection.
+    from shared.errors import UpstreamResponseTooLarge
+    from shared.providers.openai_chat import OpenAIChatAdapter
+    from shared.providers.transport import send
+
+    sent = 0
+    stopped = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+        try:
+            for _ in range(1024):
+                writer.write(piece)
+                await writer.drain()
+                sent += 0x10000
+        except ConnectionError:
+            pass
+        finally:
+            stopped.set()
+
+    srv = await asyncio.start_server(endless, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport() if lean else None) as client:
+            with pytest.raises(UpstreamResponseTooLarge) as caught:
+                await send(client, OpenAIChatAdapter(), _request(url), policy=_policy(max_response_bytes=1024 * 1024))
+        await stopped.wait()
+    finally:
+        srv.close()
+    assert caught.value.attempts == 1
+    assert sent < 64 * 1024 * 1024
+
+
+async def test_a_declared_length_over_the_size_limit_is_refused_at_once(serve):
+    from shared.errors import UpstreamResponseTooLarge
+    from shared.providers.openai_chat import OpenAIChatAdapter
+    from shared.providers.transport import send
+
+    server, url = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n{"])
+    async with httpx.AsyncClient(transport=LeanTransport()) as client:
+        with pytest.raises(UpstreamResponseTooLarge):
+            await send(client, OpenAIChatAdapter(), _request(url), policy=_policy(max_response_bytes=1024))
+    assert len(server.requests) == 1
+
+
+async def test_a_request_the_server_stopped_reading_is_retried():
+    # The server reads the head and hangs up with most of a large body unread: the request never
+    # reached it whole, so the provider cannot be working on it, and sending it again is safe.
+    # (httpx's own transport reads for an early answer instead and reports the connection lost.)
+    import socket
+
+    from shared.providers.openai_chat import OpenAIChatAdapter
+    from shared.providers.transport import send
+    from shared.providers.types import UpstreamRequest
+
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        head = await reader.readuntil(b"\r\n\r\n")
+        if connections == 1:
+            writer.close()  # unread data: the kernel answers with a reset
+            return
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        writer.write(ok(b'{"id": "x", "model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1}, '
+                        b'"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, '
+                        b'"finish_reason": "stop"}]}'))
+        await writer.drain()
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so the body cannot all fit in buffers
+    sock.bind(("127.0.0.1", 0))
+    srv = await asyncio.start_server(handle, sock=sock)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    request = UpstreamRequest(url=url, headers={"Content-Type": "application/json"},
+                              body=b'{"model": "m", "pad": "' + b"x" * (8 * 1024 * 1024) + b'"}')
+    try:
+        async with httpx.AsyncClient(transport=LeanTransport()) as client:
+            result = await send(client, OpenAIChatAdapter(), request, policy=_policy())
+    finally:
+        srv.close()
+    assert result.attempts == 2 and connections == 2

@@ -73,3 +73,42 @@ async def test_every_named_query_prepares_against_the_schema(database_url):
                 pytest.fail(f"{name}: {e}")
     finally:
         await conn.close()
+
+
+async def test_the_readable_schema_is_the_one_the_migrations_build(empty_db):
+    from shared.db.schema_dump import SCHEMA_FILE, dump_schema
+
+    await migrate(empty_db)
+    assert dump_schema(empty_db) == SCHEMA_FILE.read_text(), "migrations/schema.sql is stale: run `make schema`"
+
+
+async def test_finished_jobs_and_receipts_are_written_by_their_column_names(empty_db):
+    # finish_dispatch reads both with jsonb_populate_record, where a misspelt key is a silent NULL.
+    import dataclasses
+
+    from shared.jobs import FinishedJob
+    from shared.receipts.types import Receipt
+
+    await migrate(empty_db)
+    conn = await asyncpg.connect(empty_db)
+    try:
+        rows = await conn.fetch("SELECT table_name, column_name FROM information_schema.columns "
+                                "WHERE table_name IN ('jobs', 'receipts')")
+    finally:
+        await conn.close()
+    columns = {t: {r["column_name"] for r in rows if r["table_name"] == t} for t in ("jobs", "receipts")}
+    assert {f.name for f in dataclasses.fields(FinishedJob)} <= columns["jobs"]
+    assert set(FinishedJob.row(_a_finished_job())) == {f.name for f in dataclasses.fields(FinishedJob)}
+    assert {f.name for f in dataclasses.fields(Receipt)} == columns["receipts"]
+
+
+def _a_finished_job():
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from shared.jobs import FinishedJob, JobKind, JobStatus
+
+    now = datetime.now(UTC)
+    return FinishedJob(id="job_x", tenant_id=uuid4(), kind=JobKind.SYNC, status=JobStatus.SUCCEEDED,
+                       requested_model="m", response="{}", http_status=200, receipt_id="rcpt_x", created_at=now,
+                       finished_at=now, attempt=1)

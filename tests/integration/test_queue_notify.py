@@ -9,7 +9,7 @@ from arq.connections import ArqRedis
 
 from shared.queue.enqueue import enqueue
 from shared.queue.names import QueueName
-from shared.queue.notify import CompletionWaiters, encode_notice, notify_done, publish_done
+from shared.queue.notify import CompletionWaiters, encode_notice, notify_done
 from tests.integration.queue_jobs import reply, running, wait_until, waking_worker
 
 pytestmark = pytest.mark.integration
@@ -42,8 +42,8 @@ async def test_each_instance_gets_only_notices_sent_to_its_own_channel(pool: Arq
 async def test_notices_for_unknown_jobs_and_garbage_are_ignored(pool: ArqRedis) -> None:
     async with CompletionWaiters(pool) as waiters:
         known = waiters.register("known")
-        await publish_done(pool, waiters.channel, encode_notice("nobody-waits", b"x"))
-        await publish_done(pool, waiters.channel, b"not a notice")
+        await pool.publish(waiters.channel, encode_notice("nobody-waits", b"x"))
+        await pool.publish(waiters.channel, b"not a notice")
         await notify_done(pool, waiters.channel, "known", b"yes")
         assert await waiters.wait(known, max_wait_s=5) == b"yes"
         # A second notice for the same job (it ran twice) finds nobody and is dropped.

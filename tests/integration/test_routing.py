@@ -13,8 +13,10 @@ import asyncpg
 import orjson
 import pytest
 
-from shared.dispatch import DispatchJob, run_dispatch
+from shared.chat.request import validate_chat_request
+from shared.dispatch import run_dispatch
 from shared.ids import job_id
+from shared.jobs import DispatchJob, JobKind
 from shared.resources import open_resources
 from shared.routing.learned import LATENCY_HASH, RATIO_HASH, READY_KEY
 from shared.settings import Settings
@@ -232,11 +234,11 @@ async def _catalog(settings: Settings):
         await conn.close()
 
 
-def _job(tenant_id: str, model: str, kind: str = "sync", text: str = HAMLET) -> DispatchJob:
+def _job(tenant_id: str, model: str, text: str = HAMLET) -> DispatchJob:
     from datetime import UTC, datetime
 
-    return DispatchJob(job_id=job_id(), tenant_id=UUID(tenant_id), kind=kind, submitted_at=datetime.now(UTC),
-                       request={"model": model, "messages": [{"role": "user", "content": text}]})
+    return DispatchJob(job_id=job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC, submitted_at=datetime.now(UTC),
+                       request=validate_chat_request({"model": model, "messages": [{"role": "user", "content": text}]}))
 
 
 async def test_output_ratio_is_learned_from_receipts_and_rebuilt_after_redis_loses_it(settings, sim, redis_flushed):
@@ -245,7 +247,6 @@ async def test_output_ratio_is_learned_from_receipts_and_rebuilt_after_redis_los
     async with open_resources(small) as res:
         outcomes = [await run_dispatch(res, _job(tenant_id, "gpt-oss-20b@groq", text=f"{HAMLET} {i}"))
                     for i in range(6)]
-        await run_dispatch(res, _job(tenant_id, "gpt-oss-20b@groq", kind="probe", text="x " * 400))
         learned = (await res.stats.refresh()).output_ratios["gpt-oss-20b@groq"]
         usage = [o.body["usage"] for o in outcomes[1:]]  # the last five, newest window
         assert learned == pytest.approx(sum(u["completion_tokens"] / u["prompt_tokens"] for u in usage) / 5)
@@ -270,7 +271,8 @@ async def test_the_router_estimates_with_the_learned_ratio(settings, sim):
         from shared.routing.tokens import estimate_input_tokens
 
         messages = [{"role": "user", "content": "y" * 4000}]
-        plan = plan_request({"model": "gpt-oss-20b@groq", "messages": messages}, res.catalog.current,
+        plan = plan_request(validate_chat_request({"model": "gpt-oss-20b@groq", "messages": messages}),
+                            res.catalog.current,
                             policy=TenantPolicy(), stats=res.stats.current, settings=small)
         assert ratio != small.default_output_ratio
         assert plan.chosen.expected_output_tokens == max(1, round(estimate_input_tokens(messages) * ratio))

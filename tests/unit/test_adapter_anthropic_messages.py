@@ -9,7 +9,8 @@ import pytest
 
 from shared.catalog.types import WireFormat
 from shared.errors import InvalidRequest, UpstreamMalformed
-from shared.providers.anthropic_messages import DEFAULT_MAX_TOKENS, AnthropicMessagesAdapter
+from shared.providers.anthropic_messages import AnthropicMessagesAdapter
+from shared.providers.anthropic_translate import DEFAULT_MAX_TOKENS
 from shared.providers.registry import adapter_for
 
 ADAPTER = AnthropicMessagesAdapter()

@@ -15,6 +15,7 @@ from shared.errors import (
     UpstreamAuthFailed,
     UpstreamMalformed,
     UpstreamRateLimited,
+    UpstreamResponseTooLarge,
     UpstreamServerError,
     UpstreamTimeout,
     UpstreamUnreachable,
@@ -239,10 +240,13 @@ def test_policy_comes_from_settings() -> None:
         upstream_max_retries=4,
         upstream_retry_after_cap_s=8.0,
         upstream_backoff_base_s=0.5,
+        upstream_max_response_bytes=1000,
     )
     retry = RetryPolicy.from_settings(settings)
     assert (retry.connect_timeout_s, retry.read_timeout_s, retry.deadline_s) == (2.0, 30.0, 90.0)
     assert (retry.max_retries, retry.retry_after_cap_s, retry.backoff_base_s) == (4, 8.0, 0.5)
+    assert retry.max_response_bytes == 1000
+    assert RetryPolicy.from_settings(Settings()).max_response_bytes == 32 * 1024 * 1024
     assert retry.attempt_timeout.connect == 2.0
     assert retry.attempt_timeout.read == 30.0
 
@@ -253,3 +257,46 @@ async def test_shared_client_uses_configured_timeouts_and_no_redirects() -> None
         assert http.timeout.connect == 3.0
         assert http.timeout.read == 20.0
         assert http.follow_redirects is False
+
+
+async def test_a_write_failure_is_retried_as_unreachable(clock: Clock) -> None:
+    # Not all of the request reached the provider, so it cannot be working on it: safe to send again.
+    upstream = Upstream(httpx.WriteError("connection lost while sending"), ok())
+    result = await run(upstream, policy(clock))
+    assert result.attempts == 2
+
+
+class _Endless(httpx.AsyncByteStream):
+    """A body that never ends, in 1 KiB pieces; counts how many were read."""
+
+    def __init__(self) -> None:
+        self.pieces = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            self.pieces += 1
+            yield b"x" * 1024
+
+
+async def test_an_answer_longer_than_the_limit_is_refused_without_reading_the_rest(clock: Clock) -> None:
+    body = _Endless()
+    upstream = Upstream(httpx.Response(200, stream=body), ok())
+    with pytest.raises(UpstreamResponseTooLarge) as caught:
+        await run(upstream, policy(clock, max_response_bytes=10 * 1024))
+    assert body.pieces == 11  # one piece past the limit, then no more
+    assert caught.value.upstream_status == 200
+    assert isinstance(caught.value, UpstreamMalformed) and not caught.value.retryable
+    assert len(upstream.requests) == 1
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(clock: Clock) -> None:
+    body = _Endless()
+    upstream = Upstream(httpx.Response(200, headers={"Content-Length": str(64 * 1024 * 1024)}, stream=body))
+    with pytest.raises(UpstreamResponseTooLarge):
+        await run(upstream, policy(clock, max_response_bytes=1024 * 1024))
+    assert body.pieces == 0
+
+
+async def test_an_answer_of_exactly_the_limit_is_read(clock: Clock) -> None:
+    result = await run(Upstream(ok()), policy(clock, max_response_bytes=len(OK_BODY)))
+    assert result.completion.output_tokens == 1

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
+from shared.jobs import JOB_TIMEOUT_MARGIN_S
 from shared.queue.names import QueueName
 from shared.settings import Settings
-from worker.main import JOB_TIMEOUT_MARGIN_S, QUEUES, build_worker
+from worker.main import QUEUES, build_worker
 
 
 @pytest.fixture

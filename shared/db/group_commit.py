@@ -1,4 +1,4 @@
-"""Group commit for finished jobs: one Postgres transaction for everything that finished meanwhile.
+"""Group commit of finished jobs: one Postgres transaction for everything that finished meanwhile.
 
 Every finished job must write its outcome, receipt and audit event durably, and a tenant's
 audit chain is appended under a lock held until the commit. One transaction per job makes
@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.db.jobs import finish_dispatch, finish_dispatch_many
+from shared.db.types import Pool
+from shared.jobs import FinishedJob
 from shared.logging import get_logger
+from shared.receipts.types import Receipt
 
 log = get_logger(__name__)
 
@@ -31,20 +34,22 @@ class _Item:
     done: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class Finisher:
-    def __init__(self, db: Any, *, max_group: int = MAX_GROUP) -> None:
+class GroupCommit:
+    def __init__(self, db: Pool, *, max_group: int = MAX_GROUP) -> None:
         self._db = db
         self._max = max_group
         self._queue: list[_Item] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def finish(self, *, job: dict[str, Any], receipt: dict[str, Any], event_type: str, prefix: str,
+    async def finish(self, *, job: FinishedJob, receipt: Receipt, event_type: str, prefix: str,
                      suffix: str) -> bool:
-        """Write one finished job; True when this call finished it (False: it had been already)."""
+        """Write one finished job; True when this call finished it (False: it had been already, or
+        a later attempt holds its lease)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="finisher")
-        item = _Item({"job": job, "receipt": receipt, "event_type": event_type, "prefix": prefix, "suffix": suffix})
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+        item = _Item({"job": job.row(), "receipt": receipt.row(), "event_type": event_type, "prefix": prefix,
+                      "suffix": suffix})
         self._queue.append(item)
         self._wake.set()
         return await item.done

@@ -1,7 +1,8 @@
-"""Work acknowledged before it runs (async calls, batch lines): stored in Postgres, queued by id.
+"""Putting jobs on their queues: stored jobs after their row is written, synchronous jobs with
+their request in the queue entry, and a nudge for the batch supervisor.
 
-The queue entry carries only the job id; the worker claims the stored row, so a lost entry
-(Redis flushed or restarted) costs nothing but a re-enqueue, which the batch supervisor's
+A stored job's queue entry carries only its id; the worker claims the stored row, so a lost
+entry (Redis flushed or restarted) costs nothing but a re-enqueue, which the supervisor's
 reconciler does. Stored jobs run on the bulk queue, never ahead of synchronous callers.
 """
 
@@ -15,29 +16,30 @@ from uuid import UUID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shared.chat.request import ChatCompletionRequest
 from shared.db.jobs import create_stored_job
+from shared.db.types import Pool
+from shared.jobs import DISPATCH, DISPATCH_STORED, SUPERVISE_BATCHES, DispatchJob, JobKind
 from shared.logging import get_logger
 from shared.queue.enqueue import enqueue, enqueue_many
-from shared.queue.names import QueueName, completion_channel
 
 log = get_logger(__name__)
 
-STORED_FUNCTION = "dispatch_stored"
-SUPERVISE_FUNCTION = "supervise_batches"
-BULK_QUEUE = QueueName.BATCH
-# Workers announce finished async jobs on a channel every gateway listens on (GET /v1/jobs?wait=).
-ASYNC_WAITERS_INSTANCE = "async"
-ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)
+
+async def enqueue_sync(redis: Redis, job: DispatchJob) -> None:
+    """Queue a synchronous job; its request travels in the entry (it has no row yet)."""
+    await enqueue(redis, DISPATCH.queue, DISPATCH.name, job_id=job.job_id, kwargs=job.to_kwargs())
 
 
 async def enqueue_stored(redis: Redis, job_ids: Sequence[str]) -> int:
     """Queue stored jobs by id; ids already queued are skipped. Returns how many were new."""
     if not job_ids:
         return 0
-    return await enqueue_many(redis, BULK_QUEUE, STORED_FUNCTION, [(jid, {"job_id": jid}) for jid in job_ids])
+    return await enqueue_many(redis, DISPATCH_STORED.queue, DISPATCH_STORED.name,
+                              [(jid, {"job_id": jid}) for jid in job_ids])
 
 
-async def submit_async(db: Any, redis: Redis, *, job_id: str, tenant_id: UUID, request: dict[str, Any],
+async def submit_async(db: Pool, redis: Redis, *, job_id: str, tenant_id: UUID, request: ChatCompletionRequest,
                        now: datetime, on_created: Callable[[Any], Awaitable[None]] | None = None) -> None:
     """Store an async call (the caller is then told it was accepted), then queue it.
 
@@ -47,8 +49,9 @@ async def submit_async(db: Any, redis: Redis, *, job_id: str, tenant_id: UUID, r
     lost (or never got) their queue entry within seconds.
     """
     async with db.acquire() as conn, conn.transaction():
-        await create_stored_job(conn, job_id=job_id, tenant_id=tenant_id, kind="async",
-                                requested_model=str(request["model"]), request=request, created_at=now)
+        await create_stored_job(conn, job_id=job_id, tenant_id=tenant_id, kind=JobKind.ASYNC,
+                                requested_model=request.model,
+                                request=request.model_dump(exclude_unset=True, mode="json"), created_at=now)
         if on_created is not None:
             await on_created(conn)
     try:
@@ -64,6 +67,7 @@ async def nudge_supervisor(redis: Redis, reason: str) -> None:
     that second, and never turns work already committed into an error for the caller.
     """
     try:
-        await enqueue(redis, QueueName.CONTROL, SUPERVISE_FUNCTION, job_id=f"supervise:{reason}", kwargs={})
+        await enqueue(redis, SUPERVISE_BATCHES.queue, SUPERVISE_BATCHES.name, job_id=f"supervise:{reason}",
+                      kwargs={})
     except (RedisError, OSError) as e:
         log.warning("supervisor_nudge_failed", reason=reason, error=type(e).__name__)

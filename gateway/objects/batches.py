@@ -1,4 +1,4 @@
-"""The OpenAI shapes of file and batch objects, built from our rows."""
+"""The OpenAI shapes of file and batch objects, built from our rows (Files and Batches APIs)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,54 @@
+"""The fields of a job's audit event: what the chain commits to about one call.
+
+Hashes of the prompt and the answer, never their text; the decision log for ainfera-auto.
+The payload's envelope (seq, type, tenant, time, job) is added by `shared.audit.writer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from shared.audit.chain import canonical_json
+from shared.chat.request import ChatCompletionRequest, upstream_body
+from shared.receipts.call import CallRecord
+from shared.receipts.types import Receipt, ReceiptStatus, money
+
+ROUTED = "inference.routed"
+FAILED = "inference.failed"
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def job_event(call: CallRecord, receipt: Receipt, request: ChatCompletionRequest | None) -> tuple[str, dict[str, Any]]:
+    """(event type, fields) of the job's one audit event."""
+    completion = call.completion
+    fields: dict[str, Any] = {
+        "receipt_id": receipt.id,
+        "status": receipt.status.value,
+        "requested_model": receipt.requested_model,
+        "model": receipt.model_slug,
+        "provider": receipt.provider,
+        "upstream_model": receipt.upstream_model,
+        "usage": {"input_tokens": receipt.input_tokens, "output_tokens": receipt.output_tokens},
+        "cost_usd": money(receipt.cost_usd),
+        "estimated_cost_usd": money(receipt.estimated_cost_usd) if receipt.estimated_cost_usd is not None else None,
+        "latency_ms": receipt.latency_ms,
+        "attempts": call.attempts,
+        "prompt_sha256": _sha256(upstream_body(request)["messages"] if request else None),
+        "response_sha256": _sha256(completion.choices) if completion else None,
+    }
+    if call.decision_log is not None:
+        fields["decision_log"] = call.decision_log
+        fields["original_choice"] = call.plan.chosen.model.slug if call.plan else None
+    if receipt.reasoning_effort is not None:
+        fields["reasoning_effort"] = receipt.reasoning_effort
+        own = request is not None and request.reasoning_effort is not None
+        fields["reasoning_effort_source"] = "caller" if own else "ainfera-auto"
+    if call.fallbacks:
+        fields["fallbacks"] = call.fallbacks
+    if call.error:
+        fields["error"] = {"code": call.error.code, "message": call.error.message}
+    return (ROUTED if receipt.status is ReceiptStatus.SUCCEEDED else FAILED), fields

@@ -1,0 +1,47 @@
+"""The body a caller is answered with: an OpenAI chat.completion, or the OpenAI error envelope,
+both with our `ainfera` block (job, receipt, cost, fallbacks, the decision log)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.receipts.call import CallRecord, Charge
+from shared.receipts.types import money
+
+
+def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_model: str, charge: Charge,
+                  now: datetime) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body). `model` names the canonical slug, never the upstream name."""
+    served, completion = call.served, call.completion
+    meta: dict[str, Any] = {
+        "job_id": job_id,
+        "receipt_id": receipt_id,
+        "requested_model": requested_model,
+        "provider": served.provider.name if served else None,
+        "cost_usd": money(charge.cost_usd),
+        "estimated_cost_usd": money(charge.estimated_usd) if charge.estimated_usd is not None else None,
+    }
+    if served is not None and served.reasoning_effort is not None:
+        meta["reasoning_effort"] = served.reasoning_effort  # chosen by ainfera-auto for a latency budget
+    if call.fallbacks:
+        meta["fallbacks"] = call.fallbacks
+    if call.decision_log is not None:
+        meta["decision_log"] = call.decision_log
+    if not call.succeeded:
+        assert call.error is not None
+        return call.error.status, {**call.error.envelope(), "ainfera": meta}
+    assert completion is not None and served is not None
+    return 200, {
+        "id": "chatcmpl-" + job_id.removeprefix("job_"),
+        "object": "chat.completion",
+        "created": int(now.timestamp()),
+        "model": served.model.slug,
+        "choices": completion.choices,
+        "usage": {
+            "prompt_tokens": completion.input_tokens,
+            "completion_tokens": completion.output_tokens,
+            "total_tokens": completion.input_tokens + completion.output_tokens,
+        },
+        "ainfera": meta,
+    }
