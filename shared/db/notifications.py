@@ -18,7 +18,7 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-# The channels the database's triggers notify on (migrations 0001 and 0008): every NOTIFY name.
+# The channels the database's triggers notify on (migrations 0001 and 0009): every NOTIFY name.
 CATALOG_CHANNEL = "ainfera_catalog"  # providers, models
 TENANTS_CHANNEL = "ainfera_tenants"  # tenants, API keys
 
