@@ -20,10 +20,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import asyncpg
-
 from shared.catalog.seed import seed_catalog
-from shared.db.migrate import migrate
+from shared.db.migrate import drop_database as drop_dsn
+from shared.db.migrate import ensure_database, migrate
 from shared.db.pool import connect
 
 PG_ADMIN = os.environ.get("AINFERA_BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -61,13 +60,14 @@ class Stack:
         return [p.pid for p in self.procs[1:-1]]
 
 
+def dsn_of(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
 async def create_database(name: str) -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    """A fresh, migrated, seeded database; its DSN."""
+    dsn = dsn_of(name)
+    await ensure_database(dsn)
     await migrate(dsn)
     conn = await connect(dsn)
     try:
@@ -78,11 +78,7 @@ async def create_database(name: str) -> str:
 
 
 async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_dsn(dsn_of(name))
 
 
 def _wait(url: str, timeout: float = 30) -> None:

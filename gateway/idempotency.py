@@ -44,6 +44,7 @@ from shared.db.idempotency import (
     store_response,
     unbind_key,
 )
+from shared.db.types import Connection
 from shared.errors import AinferaError, Conflict, IdempotencyKeyReused, InvalidRequest
 
 HEADER = "idempotency-key"
@@ -85,7 +86,7 @@ def replay(stored: StoredKey) -> JSONResponse:
 class Binder:
     """What a handler tells the key about the work it creates. Without a key, nothing to tell."""
 
-    async def bind(self, work_id: str, conn: Any = None) -> None:
+    async def bind(self, work_id: str, conn: Connection | None = None) -> None:
         """The work may start from now on (call it before handing the work to a queue; pass the
         connection of the transaction that creates the work, so both commit together)."""
 
@@ -105,7 +106,7 @@ class KeyClaim(Binder):
     key: str
     work_id: str | None = field(default=None)
 
-    async def bind(self, work_id: str, conn: Any = None) -> None:
+    async def bind(self, work_id: str, conn: Connection | None = None) -> None:
         if conn is not None:
             await bind_key(conn, self.tenant_id, self.key, work_id)
         else:
@@ -134,7 +135,7 @@ class KeyClaim(Binder):
             await release_key(conn, self.tenant_id, self.key)
 
 
-async def _store(conn: Any, tenant_id: UUID, key: str, response: Response) -> None:
+async def _store(conn: Connection, tenant_id: UUID, key: str, response: Response) -> None:
     headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
     await store_response(conn, tenant_id, key, response.status_code, headers, bytes(response.body))
 

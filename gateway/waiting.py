@@ -9,14 +9,14 @@ The synchronous path and `GET /v1/jobs/{id}?wait=` both wait through here.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from shared.db.jobs import job_outcome
+from shared.db.types import Pool
 from shared.jobs import Outcome
 from shared.queue.notify import CompletionWaiters
 
 
-async def wait_for_outcome(db: Any, waiters: CompletionWaiters, job_id: str, future: asyncio.Future[bytes], *,
+async def wait_for_outcome(db: Pool, waiters: CompletionWaiters, job_id: str, future: asyncio.Future[bytes], *,
                            timeout_s: float, recheck_s: float) -> Outcome | None:
     """The job's outcome once it is known, or None when `timeout_s` passed first. `future` is the
     waiter registered (before the job could finish) for `job_id` on `waiters`."""

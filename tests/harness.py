@@ -19,7 +19,8 @@ from pydantic import SecretStr
 
 from shared.auth.keys import hash_key, new_api_key, shown_prefix
 from shared.catalog.seed import seed_catalog
-from shared.db.migrate import migrate
+from shared.db.migrate import drop_database as drop_dsn
+from shared.db.migrate import ensure_database, migrate
 from shared.db.pool import connect
 from shared.db.tenants import create_api_key, create_tenant
 from shared.settings import Settings
@@ -54,12 +55,8 @@ def free_port() -> int:
 
 async def create_template(name: str) -> None:
     """A database with every migration applied and the catalog seeded, used as a clone source."""
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await drop_database(name)
+    await ensure_database(dsn_for(name))
     await migrate(dsn_for(name))
     conn = await connect(dsn_for(name))
     try:
@@ -79,11 +76,7 @@ async def clone_database(template: str) -> str:
 
 
 async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_dsn(dsn_for(name))
 
 
 def make_settings(database_url: str, redis_db: int, **overrides: Any) -> Settings:

@@ -3,8 +3,6 @@ with `Prefer: respond-async`, store the job and answer 202 at once."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +18,7 @@ from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.db.jobs import job_outcome
+from shared.db.types import Connection
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.job_queue import submit_async
@@ -79,7 +78,7 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
         jid = new_job_id()
         if wants_async(request):
 
-            async def bind(conn: Any) -> None:
+            async def bind(conn: Connection) -> None:
                 await binder.bind(jid, conn)
 
             await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=req,

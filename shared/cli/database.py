@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 from shared.settings import Settings
+
+
+@contextmanager
+def _refusals_exit() -> Iterator[None]:
+    """Our errors (bad input) end the command with their message, as `error: ...`."""
+    from shared.errors import AinferaError
+
+    try:
+        yield
+    except AinferaError as e:
+        raise SystemExit(f"error: {e.message}") from None
 
 
 async def migrate_database(settings: Settings) -> None:
@@ -43,13 +56,10 @@ async def tenant_create(settings: Settings, name: str) -> dict[str, Any]:
     from shared.auth.keys import hash_key, new_api_key, shown_prefix
     from shared.db.pool import connect
     from shared.db.tenants import create_api_key, create_tenant
-    from shared.errors import AinferaError
     from shared.storable import check_storable
 
-    try:
+    with _refusals_exit():
         check_storable(name, param="--name")
-    except AinferaError as e:
-        raise SystemExit(f"error: {e.message}") from None
     conn = await connect(settings.database_url)
     try:
         key = new_api_key()
@@ -85,7 +95,6 @@ async def set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[
     from shared.db.catalog import load_catalog
     from shared.db.pool import connect
     from shared.db.tenants import set_spend_policy
-    from shared.errors import AinferaError
     from shared.routing.policy import validate_policy
     from shared.storable import check_storable
 
@@ -97,16 +106,12 @@ async def set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[
         document = json.loads(policy_text)
     except (json.JSONDecodeError, RecursionError) as e:
         raise SystemExit(f"error: --policy is not valid JSON: {e}") from None
-    try:
+    with _refusals_exit():
         check_storable(document, param="--policy")
-    except AinferaError as e:
-        raise SystemExit(f"error: {e.message}") from None
     conn = await connect(settings.database_url)
     try:
-        try:
+        with _refusals_exit():
             policy = validate_policy(document, await load_catalog(conn))
-        except AinferaError as e:
-            raise SystemExit(f"error: {e.message}") from None
         if not await set_spend_policy(conn, tid, policy):
             raise SystemExit(f"error: no tenant {tenant}")
     finally:

@@ -1,16 +1,14 @@
-"""A lean HTTP/1.1 transport for httpx: the client API stays httpx, the wire work is ours.
+"""A lean HTTP/1.1 transport for httpx: the client API stays httpx, the connections are ours.
 
 httpx's default transport (httpcore over anyio, h11 for parsing) spends about 0.7 ms of CPU
-per upstream call here, the largest single cost of a dispatch job; aiohttp under httpx costs
-about 1.4x (concurrent) to 1.6x (sequential) this transport's CPU (`bench/upstream_call_cpu.py`).
-Upstream calls are all alike: one POST with a known body, a JSON answer, keep-alive to a few
-hosts. This transport does exactly that: per-origin pools of asyncio connections, the request
-head and body in one write, and a strict parser for the status line, headers, and a
-Content-Length or chunked body, which it hands on in pieces as they arrive (so a caller can
-stream it, and stop reading at a size limit). TLS uses the standard library. HTTP/1.1 only.
-Anything it does not handle (transfer codings other than chunked, close-delimited bodies, 1xx
-informational answers, upgrades) is a protocol error, which the transport module turns into an
-upstream error.
+per upstream call here, the largest single cost of a dispatch job, and aiohttp under httpx
+(httpx-aiohttp) about 1.3x to 1.6x this transport's (`bench/upstream_call_cpu.py`; see
+docs/decisions.md). Upstream calls are all alike: one POST with a known body, an answer,
+keep-alive to a few hosts. This transport does exactly that: per-origin pools of asyncio
+connections and the request head and body in one write; responses are parsed by llhttp
+(`http1.py`) and handed on in pieces as they arrive, so a caller can stream them and stop
+reading at a size limit. TLS uses the standard library. HTTP/1.1 only, and POST only (a
+response to HEAD cannot be told from its headers alone).
 
 Timeouts come from the request's `timeout` extension, as httpx sets it: connect, write
 and read (per read), and a pool wait bounded by the caller's deadline.
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -29,13 +26,7 @@ from typing import Any
 
 import httpx
 
-_MAX_HEAD = 64 * 1024  # the status line and headers; also the trailers, and one chunk-size line
-_PIECE = 64 * 1024  # the most of a body handed on at once
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-
-class _Protocol(Exception):
-    pass
+from shared.providers.http1 import PIECE, ResponseReader
 
 
 @dataclass
@@ -62,33 +53,17 @@ class _Pool:
 class _LazyBody(httpx.AsyncByteStream):
     """The response body, read when httpx reads it; the connection goes back to its pool after."""
 
-    def __init__(self, transport: LeanTransport, key: tuple[str, str, int], conn: _Conn, read_t: float | None,
-                 length: int | None, chunked: bool, keep_alive: bool) -> None:
-        self._t, self._key, self._conn, self._read_t = transport, key, conn, read_t
-        self._length, self._chunked, self._keep_alive = length, chunked, keep_alive
+    def __init__(self, transport: LeanTransport, key: tuple[str, str, int], conn: _Conn,
+                 response: ResponseReader) -> None:
+        self._t, self._key, self._conn, self._response = transport, key, conn, response
         self._released = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        ok = False
-        reader, read_t = self._conn.reader, self._read_t
         try:
-            if self._chunked:
-                while size := _chunk_size(await _read_until(reader, b"\r\n", read_t)):
-                    async for piece in _read_pieces(reader, size, read_t):
-                        yield piece
-                    if await _read_exactly(reader, 2, read_t) != b"\r\n":
-                        raise httpx.RemoteProtocolError("a chunk is longer than its size line says")
-                trailers = 0
-                while (line := await _read_until(reader, b"\r\n", read_t)) != b"\r\n":
-                    trailers += len(line)
-                    if trailers > _MAX_HEAD:
-                        raise httpx.RemoteProtocolError("response trailers too large")
-            elif self._length:
-                async for piece in _read_pieces(reader, self._length, read_t):
-                    yield piece
-            ok = True
+            async for piece in self._response.body():
+                yield piece
         finally:
-            self._release(ok and self._keep_alive)
+            self._release(self._response.reusable)
 
     def _release(self, reusable: bool) -> None:
         if not self._released:
@@ -97,63 +72,6 @@ class _LazyBody(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._release(False)  # closed before the end: the connection's state is unknown
-
-
-async def _read_until(reader: asyncio.StreamReader, sep: bytes, read_t: float | None) -> bytes:
-    try:
-        async with asyncio.timeout(read_t):
-            return await reader.readuntil(sep)
-    except TimeoutError as e:
-        raise httpx.ReadTimeout("reading the response timed out") from e
-    except asyncio.IncompleteReadError as e:
-        if not e.partial:
-            raise httpx.RemoteProtocolError("the server closed the connection without answering") from e
-        raise httpx.ReadError("the response ended early") from e
-    except asyncio.LimitOverrunError as e:
-        raise httpx.RemoteProtocolError("response head too large") from e
-    except (ConnectionError, OSError) as e:
-        raise httpx.ReadError(f"connection lost while reading: {e}") from e
-
-
-async def _read_exactly(reader: asyncio.StreamReader, n: int, read_t: float | None) -> bytes:
-    try:
-        async with asyncio.timeout(read_t):
-            return await reader.readexactly(n)
-    except TimeoutError as e:
-        raise httpx.ReadTimeout("reading the response timed out") from e
-    except asyncio.IncompleteReadError as e:
-        raise httpx.ReadError("the response body ended early") from e
-    except (ConnectionError, OSError) as e:
-        raise httpx.ReadError(f"connection lost while reading: {e}") from e
-
-
-def _chunk_size(line: bytes) -> int:
-    """The size from a chunk-size line (hex digits, then optional extensions, then CRLF)."""
-    digits = line[:-2].split(b";", 1)[0].strip(b" \t")
-    if not _CHUNK_SIZE.fullmatch(digits):
-        raise httpx.RemoteProtocolError("malformed chunk size")
-    return int(digits, 16)
-
-
-async def _read_pieces(reader: asyncio.StreamReader, n: int, read_t: float | None) -> AsyncIterator[bytes]:
-    """The next `n` bytes, as they arrive, at most `_PIECE` at a time; read_t bounds each wait."""
-    while n > 0:
-        try:
-            async with asyncio.timeout(read_t):
-                piece = await reader.read(min(n, _PIECE))
-        except TimeoutError as e:
-            raise httpx.ReadTimeout("reading the response timed out") from e
-        except (ConnectionError, OSError) as e:
-            raise httpx.ReadError(f"connection lost while reading: {e}") from e
-        if not piece:
-            raise httpx.ReadError("the response body ended early")
-        n -= len(piece)
-        yield piece
-
-
-def _tokens(value: bytes) -> list[bytes]:
-    """A comma-separated header value as lower-case tokens (`Connection`, `Transfer-Encoding`)."""
-    return [t for t in (part.strip(b" \t").lower() for part in value.split(b",")) if t]
 
 
 def _timeouts(request: httpx.Request) -> tuple[float | None, float | None, float | None]:
@@ -225,7 +143,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         try:
             async with asyncio.timeout(connect_timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, ssl=self._ssl_context() if scheme == "https" else None, limit=_MAX_HEAD)
+                    host, port, ssl=self._ssl_context() if scheme == "https" else None, limit=PIECE)
         except TimeoutError as e:
             raise httpx.ConnectTimeout(f"connecting to {host}:{port} timed out") from e
         except OSError as e:
@@ -261,57 +179,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
             except (ConnectionError, OSError) as e:
                 # Not all of the request reached the provider: it cannot have answered it.
                 raise httpx.WriteError(f"connection lost while sending: {e}") from e
-            status, reason, resp_headers, length, chunked, keep_alive = await self._read_head(conn, read_t)
+            response = ResponseReader(conn.reader, read_t)
+            answer = await response.read_head()
         except BaseException:
             self._release(key, conn, False)
             raise
-        if request.method == "HEAD" or status in (204, 304):
-            length, chunked = 0, False
-        stream = _LazyBody(self, key, conn, read_t, length, chunked, keep_alive)
-        return httpx.Response(status, headers=resp_headers, stream=stream, request=request,
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
-
-    async def _read_head(self, conn: _Conn, read_t: float | None
-                         ) -> tuple[int, bytes, list[tuple[bytes, bytes]], int | None, bool, bool]:
-        head = await _read_until(conn.reader, b"\r\n\r\n", read_t)
-        lines = head[:-4].split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise httpx.RemoteProtocolError("malformed status line")
-        status = int(parts[1])
-        reason = parts[2] if len(parts) > 2 else b""
-        if status < 200:
-            raise httpx.RemoteProtocolError("informational responses are not supported")
-        headers: list[tuple[bytes, bytes]] = []
-        length: int | None = None
-        codings: list[bytes] = []
-        close = parts[0] == b"HTTP/1.0"
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip(b" \t"):
-                raise httpx.RemoteProtocolError("malformed header line")  # also obsolete line folding
-            value = value.strip(b" \t")
-            lname = name.lower()
-            if lname == b"content-length":
-                if not value.isdigit() or (length is not None and int(value) != length):
-                    raise httpx.RemoteProtocolError("malformed or conflicting Content-Length")
-                length = int(value)
-            elif lname == b"transfer-encoding":
-                codings += _tokens(value)
-                continue  # the body handed to httpx is already de-chunked
-            elif lname == b"connection":
-                close = close or b"close" in _tokens(value)
-            headers.append((name, value))
-        chunked = bool(codings)
-        if chunked:
-            if codings != [b"chunked"]:
-                raise httpx.RemoteProtocolError("a transfer coding other than chunked")
-            # Transfer-Encoding overrides Content-Length (RFC 9112, 6.3); httpx sees the body's framing once.
-            length = None
-            headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
-        elif length is None and status not in (204, 304):
-            raise httpx.RemoteProtocolError("a response without Content-Length or chunked encoding")
-        return status, reason, headers, length, chunked, not close
+        return httpx.Response(answer.status, headers=answer.headers, stream=_LazyBody(self, key, conn, response),
+                              request=request, extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason})
 
     async def aclose(self) -> None:
         for pool in self._pools.values():

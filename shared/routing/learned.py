@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.stats import recent_latencies, recent_ratios
+from shared.db.types import Pool
 from shared.logging import get_logger
 from shared.queue.names import STATS_PREFIX
 from shared.routing.candidates import RoutingStats, latency_key
@@ -124,7 +124,8 @@ def median_latency(latencies: Sequence[int], window: StatsWindow) -> float | Non
 class LearnedStats:
     """A process's view of the statistics: refreshed on a timer, rebuilt when Redis lost them."""
 
-    def __init__(self, redis: Redis, db: Any, window: StatsWindow, *, refresh_s: float, slugs: Any) -> None:
+    def __init__(self, redis: Redis, db: Pool, window: StatsWindow, *, refresh_s: float,
+                 slugs: Callable[[], Iterable[str]]) -> None:
         self._redis = redis
         self._db = db
         self._window = window

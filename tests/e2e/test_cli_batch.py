@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -153,8 +155,9 @@ def test_an_idempotency_key_makes_a_repeated_submit_return_the_same_batch(system
     assert json.loads(first.stdout)["id"] == json.loads(again.stdout)["id"]
 
 
-def test_ctrl_c_while_waiting_leaves_the_batch_running_and_names_it(system, tenant, tmp_path):
-    path = write_jsonl(tmp_path / "slow.jsonl", *(line(f"s{i}", text="[sim:latency=2000] hi") for i in range(2)))
+@contextlib.contextmanager
+def waiting_submit(system, tenant, path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`batch submit --wait` running, once it has printed the batch it created; killed on the way out."""
     env = {**system.env, "AINFERA_API_KEY": tenant["api_key"]}
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli.main", "batch", "submit", str(path), "--wait"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -164,13 +167,18 @@ def test_ctrl_c_while_waiting_leaves_the_batch_running_and_names_it(system, tena
         while " created from " not in created:  # printed once the batch exists, before waiting starts
             created = proc.stderr.readline()
             assert created, "the command ended before creating the batch"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
+        yield proc, created.split()[1]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    batch_id = created.split()[1]
+
+
+def test_ctrl_c_while_waiting_leaves_the_batch_running_and_names_it(system, tenant, tmp_path):
+    path = write_jsonl(tmp_path / "slow.jsonl", *(line(f"s{i}", text="[sim:latency=2000] hi") for i in range(2)))
+    with waiting_submit(system, tenant, path) as (proc, batch_id):
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert f"interrupted: batch {batch_id} keeps running on the server" in stderr
     assert "Traceback" not in stderr
@@ -194,24 +202,11 @@ def test_a_cancelled_batch_ends_the_wait_with_exit_1_and_its_lines_are_accounted
 
     ids = [f"k{i}" for i in range(4)]
     path = write_jsonl(tmp_path / "slow.jsonl", *(line(i, text="[sim:latency=1500] hi") for i in ids))
-    env = {**system.env, "AINFERA_API_KEY": tenant["api_key"]}
-    proc = subprocess.Popen([sys.executable, "-m", "shared.cli.main", "batch", "submit", str(path), "--wait"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        created = ""
-        while " created from " not in created:
-            created = proc.stderr.readline()
-            assert created, "the command ended before creating the batch"
-        batch_id = created.split()[1]
+    with waiting_submit(system, tenant, path) as (proc, batch_id):
         r = httpx.post(f"{system.base_url}/v1/batches/{batch_id}/cancel",
                        headers={"authorization": f"Bearer {tenant['api_key']}"})
         assert r.status_code == 200, r.text
         stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 1, stderr
     assert json.loads(stdout)["status"] == "cancelled"
     assert f"batch {batch_id} was cancelled" in stderr

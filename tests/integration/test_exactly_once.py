@@ -36,6 +36,12 @@ def chat(text: str = "Name a river.", model: str = MODEL, **extra) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
 
+def sync_job(tenant_id: str) -> DispatchJob:
+    """A synchronous job as the gateway would hand it over, to run by hand with `run_dispatch`."""
+    return DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
+                       request=validate_chat_request(chat()), submitted_at=datetime.now(UTC))
+
+
 async def upstream_calls(sim) -> int:
     return int((await sim.get("/_sim/stats")).json()["total"])
 
@@ -130,8 +136,7 @@ async def test_a_bug_in_our_code_ends_a_job_as_a_clean_500_with_one_receipt(sett
 
     monkeypatch.setattr(dispatch, "plan_request", broken_plan)
     tenant_id, _ = await new_tenant(settings)
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
-                      request=validate_chat_request(chat()), submitted_at=datetime.now(UTC))
+    job = sync_job(tenant_id)
     async with open_resources(settings) as res:
         outcome = await run_dispatch(res, job)
     assert outcome is not None and outcome.http_status == 500
@@ -328,9 +333,7 @@ async def test_a_stalled_attempt_cannot_replace_a_later_attempts_answer_with_a_f
     tenant_id, _ = await new_tenant(settings)
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=1500", "times": 1})  # attempt 1
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=600", "times": 1})  # attempt 2
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
-                      request=validate_chat_request(chat()),
-                      submitted_at=datetime.now(UTC))
+    job = sync_job(tenant_id)
     stalled = settings.model_copy(update={"upstream_deadline_s": 0.8})
     async with open_resources(stalled) as res_a, open_resources(settings) as res_b:
         a = asyncio.create_task(run_dispatch(res_a, job, attempt=1))  # its deadline passes mid-call
@@ -347,9 +350,7 @@ async def test_a_stalled_attempts_paid_answer_is_kept_when_it_arrives_first(sett
     tenant_id, _ = await new_tenant(settings)
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=300", "times": 1})  # attempt 1
     await sim.post("/_sim/faults", json={"model": UPSTREAM, "fault": "latency=1200", "times": 1})  # attempt 2
-    job = DispatchJob(job_id=new_job_id(), tenant_id=UUID(tenant_id), kind=JobKind.SYNC,
-                      request=validate_chat_request(chat()),
-                      submitted_at=datetime.now(UTC))
+    job = sync_job(tenant_id)
     async with open_resources(settings) as res:
         a = asyncio.create_task(run_dispatch(res, job, attempt=1))
         await asyncio.sleep(0.1)

@@ -91,13 +91,6 @@ async def test_connection_close_is_honoured(serve):
     assert server.connections == 2
 
 
-async def test_a_server_that_closes_without_answering_is_a_protocol_error(serve):
-    _, url = await serve([b"<close>"])
-    async with httpx.AsyncClient(transport=LeanTransport()) as c:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.post(url, content=b"")
-
-
 async def test_a_body_cut_short_fails_when_read_not_when_sent(serve):
     _, url = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n{\"partial\""])
     async with httpx.AsyncClient(transport=LeanTransport()) as c:
@@ -217,30 +210,6 @@ async def test_chunked_is_recognised_as_the_only_transfer_coding(serve, coding):
         assert (await c.post(url, content=b"")).json() == {}
 
 
-@pytest.mark.parametrize("coding", [b"gzip, chunked", b"chunked, gzip", b"xchunked", b"identity"])
-async def test_other_transfer_codings_are_protocol_errors(serve, coding):
-    _, url = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n"])
-    async with httpx.AsyncClient(transport=LeanTransport()) as c:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.post(url, content=b"")
-
-
-@pytest.mark.parametrize("chunks", [b"5\r\nhelloXX\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n",
-                                    b"0x5\r\nhello\r\n0\r\n\r\n", b"5_0\r\nhello\r\n0\r\n\r\n", b"\r\n0\r\n\r\n"])
-async def test_malformed_chunks_are_protocol_errors(serve, chunks):
-    _, url = await serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks])
-    async with httpx.AsyncClient(transport=LeanTransport()) as c:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.post(url, content=b"")
-
-
-async def test_conflicting_content_lengths_are_protocol_errors(serve):
-    _, url = await serve([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"])
-    async with httpx.AsyncClient(transport=LeanTransport()) as c:
-        with pytest.raises(httpx.RemoteProtocolError):
-            await c.post(url, content=b"")
-
-
 def _policy(**overrides):
     from shared.providers.transport import RetryPolicy
 
@@ -344,3 +313,48 @@ async def test_a_request_the_server_stopped_reading_is_retried():
     finally:
         srv.close()
     assert result.attempts == 2 and connections == 2
+
+
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("raw", [
+    pytest.param(b"<close>", id="closed-without-answering"),
+    pytest.param(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", id="informational"),
+    pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                 id="upgrade"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}", id="ends-when-the-connection-does"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (80 * 1024) + b"\r\nContent-Length: 2\r\n\r\n{}",
+                 id="head-too-large"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent Type: x\r\n\r\n{}", id="space-in-a-name"),
+    pytest.param(b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}", id="status-not-a-number"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", id="two-lengths"),
+    *(pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + coding + b"\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                   id=f"coding-{coding.decode()}")
+      for coding in (b"gzip, chunked", b"chunked, gzip", b"xchunked", b"identity")),
+    *(pytest.param(_CHUNKED + chunks, id=f"chunk-{i}") for i, chunks in enumerate(
+        (b"5\r\nhelloXX\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n", b"0x5\r\nhello\r\n0\r\n\r\n",
+         b"5_0\r\nhello\r\n0\r\n\r\n", b"\r\n0\r\n\r\n"))),
+])
+async def test_answers_that_are_protocol_errors(serve, raw):
+    # Malformed, or what an upstream call never needs and would otherwise have to trust.
+    _, url = await serve([raw])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.post(url, content=b"")
+
+
+async def test_endless_trailers_are_refused(serve):
+    trailers = b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 1000) for i in range(100))
+    _, url = await serve([_CHUNKED + b"2\r\n{}\r\n0\r\n" + trailers + b"\r\n"])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        with pytest.raises(httpx.RemoteProtocolError, match="trailers"):
+            await c.post(url, content=b"")
+
+
+async def test_bytes_after_an_answer_spoil_the_connection_not_the_answer(serve):
+    server, url = await serve([ok(b'{"n":1}') + b"garbage that starts no response", ok(b'{"n":2}')])
+    async with httpx.AsyncClient(transport=LeanTransport()) as c:
+        assert (await c.post(url, content=b"")).json() == {"n": 1}
+        assert (await c.post(url, content=b"")).json() == {"n": 2}
+    assert server.connections == 2  # the first connection was not put back in the pool
