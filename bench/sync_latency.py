@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -25,16 +24,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import wrk
+from bench.proc_cpu import cpu_s
 from bench.stack import running_stack
 
 PROMPT = [{"role": "user", "content": "Write one sentence about queues."}]
 Figures = tuple[float, float, float]  # p50 ms, p99 ms, requests/s
-
-
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def pct(values: list[float], p: float) -> float:

@@ -24,7 +24,20 @@ from shared.errors import InternalError
 from shared.fanout.decide import DecisionRules, decide_run
 from shared.fanout.probe import ProbeOutcome, run_probe
 from shared.fanout.runs import continue_run, plan_queued_run, queue_planning, start_run
-from shared.jobs import DispatchJob, JobKind, Outcome, read_request
+from shared.jobs import (
+    DECIDE_FANOUT,
+    DISPATCH,
+    DISPATCH_STORED,
+    FANOUT_TICK,
+    FINALIZE_BATCH,
+    PLAN_FANOUT,
+    PROBE_MODEL,
+    SUPERVISE_BATCHES,
+    DispatchJob,
+    JobKind,
+    Outcome,
+    read_request,
+)
 from shared.logging import get_logger
 from shared.queue.names import ASYNC_CHANNEL
 from shared.queue.notify import notify_done
@@ -63,7 +76,7 @@ async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
             await notify_done(res.redis, job.reply_to, job_id, outcome.to_message())
 
     try:
-        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply), "dispatch")
+        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply), DISPATCH.name)
     except Retry:
         raise
     except Exception:
@@ -94,18 +107,18 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
         # however the job came back (arq retry, a reconciler re-enqueue after a crash).
         return await run_dispatch(res, job, attempt=claimed.attempt, on_committed=announce)
 
-    await _retrying(ctx, run(), "dispatch_stored")
+    await _retrying(ctx, run(), DISPATCH_STORED.name)
 
 
 async def supervise_batches(ctx: dict[str, Any], **_: Any) -> None:
     """The batch supervisor's tick (cron, and nudged when a batch is created)."""
     res = resources(ctx)
     config: SupervisorConfig = ctx["supervisor_config"]
-    await _retrying(ctx, supervise(res, config), "supervise_batches")
+    await _retrying(ctx, supervise(res, config), SUPERVISE_BATCHES.name)
 
 
 async def finalize(ctx: dict[str, Any], *, batch_id: str) -> None:
-    await _retrying(ctx, finalize_batch(resources(ctx), batch_id), "finalize_batch")
+    await _retrying(ctx, finalize_batch(resources(ctx), batch_id), FINALIZE_BATCH.name)
 
 
 def decision_rules(settings: Settings) -> DecisionRules:
@@ -132,18 +145,18 @@ async def probe_model(ctx: dict[str, Any], *, run_id: str, slug: str) -> None:
         if last:
             await decide_run(res, run_id, decision_rules(res.settings))
 
-    await _retrying(ctx, run(), "probe_model")
+    await _retrying(ctx, run(), PROBE_MODEL.name)
 
 
 async def plan_fanout(ctx: dict[str, Any], *, run_id: str) -> None:
     """Plan a requested fanout run here, where the probes are made (keys, simulator), and queue them."""
     res = resources(ctx)
-    await _retrying(ctx, plan_queued_run(res, run_id), "plan_fanout")
+    await _retrying(ctx, plan_queued_run(res, run_id), PLAN_FANOUT.name)
 
 
 async def decide_fanout(ctx: dict[str, Any], *, run_id: str) -> None:
     res = resources(ctx)
-    await _retrying(ctx, decide_run(res, run_id, decision_rules(res.settings)), "decide_fanout")
+    await _retrying(ctx, decide_run(res, run_id, decision_rules(res.settings)), DECIDE_FANOUT.name)
 
 
 async def fanout_tick(ctx: dict[str, Any], **_: Any) -> None:
@@ -164,4 +177,4 @@ async def fanout_tick(ctx: dict[str, Any], **_: Any) -> None:
             else:
                 await continue_run(res, run_id)
 
-    await _retrying(ctx, run(), "fanout_tick")
+    await _retrying(ctx, run(), FANOUT_TICK.name)
