@@ -19,6 +19,17 @@ from shared.job_queue import enqueue_sync
 from shared.jobs import DispatchJob, Outcome
 
 
+async def enqueue_waited(st: GatewayState, job: DispatchJob, binder: Binder) -> None:
+    """Bind the Idempotency-Key (if any) to the job and queue it with this gateway as `reply_to`;
+    the caller registered its waiter first. 503 (and the key unbound) when the queue is down."""
+    await binder.bind(job.job_id)
+    try:
+        await enqueue_sync(st.res.redis, dataclasses.replace(job, reply_to=st.waiters.channel))
+    except (RedisError, OSError) as e:
+        await binder.unbind(job.job_id)
+        raise ServiceUnavailable("The dispatch queue is unavailable; retry shortly.") from e
+
+
 async def submit_and_wait(st: GatewayState, job: DispatchJob, *, binder: Binder = NO_KEY) -> Outcome:
     """Queue `job` (its `reply_to` is set to this gateway's channel here) and wait for its outcome.
     The request's Idempotency-Key (if any) is bound to the job before it can start, and unbound
@@ -27,12 +38,7 @@ async def submit_and_wait(st: GatewayState, job: DispatchJob, *, binder: Binder 
     job_id = job.job_id
     future = st.waiters.register(job_id)
     try:
-        await binder.bind(job_id)
-        try:
-            await enqueue_sync(st.res.redis, dataclasses.replace(job, reply_to=st.waiters.channel))
-        except (RedisError, OSError) as e:
-            await binder.unbind(job_id)
-            raise ServiceUnavailable("The dispatch queue is unavailable; retry shortly.") from e
+        await enqueue_waited(st, job, binder)
         outcome = await wait_for_outcome(st.res.db, st.waiters, job_id, future,
                                          timeout_s=settings.sync_wait_timeout_s, recheck_s=settings.waiter_recheck_s)
     finally:

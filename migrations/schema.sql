@@ -385,11 +385,13 @@ CREATE TABLE public.receipts (
     signature text,
     signing_kid text,
     reasoning_effort text,
-    CONSTRAINT receipts_check CHECK (((status = 'succeeded'::text) OR (cost_usd = (0)::numeric))),
+    streamed boolean DEFAULT false NOT NULL,
+    usage_estimated boolean DEFAULT false NOT NULL,
+    CONSTRAINT receipts_check CHECK (((status = 'succeeded'::text) OR (cost_usd = (0)::numeric) OR streamed)),
     CONSTRAINT receipts_cost_usd_check CHECK ((cost_usd >= (0)::numeric)),
     CONSTRAINT receipts_input_tokens_check CHECK ((input_tokens >= 0)),
     CONSTRAINT receipts_output_tokens_check CHECK ((output_tokens >= 0)),
-    CONSTRAINT receipts_status_check CHECK ((status = ANY (ARRAY['succeeded'::text, 'failed'::text])))
+    CONSTRAINT receipts_status_check CHECK ((status = ANY (ARRAY['succeeded'::text, 'failed'::text, 'cancelled'::text])))
 );
 
 CREATE TABLE public.schema_migrations (

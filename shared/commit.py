@@ -96,7 +96,8 @@ def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UU
                                          job_id=job_id)
     job = FinishedJob(
         id=job_id, tenant_id=tenant_id, kind=kind,
-        status=JobStatus.SUCCEEDED if call.succeeded else JobStatus.FAILED,
+        status=(JobStatus.SUCCEEDED if call.succeeded else
+                JobStatus.CANCELLED if call.cancelled else JobStatus.FAILED),
         requested_model=requested,
         # JSON text, not a nested object: jsonb could not hold a provider's U+0000 (see 0007).
         response=orjson.dumps(body).decode(),

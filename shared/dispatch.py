@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
@@ -31,21 +31,25 @@ from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.jobs import job_outcome, register_attempt
 from shared.errors import (
     AinferaError,
+    ClientDisconnected,
     InternalError,
     InvalidRequest,
     UpstreamError,
     UpstreamRejected,
+    UpstreamStreamBroken,
     UpstreamTimeout,
 )
 from shared.jobs import DispatchJob, JobKind, Outcome
 from shared.logging import get_logger
 from shared.providers.call import call_model
+from shared.providers.stream import StreamCancelled, StreamTarget
 from shared.receipts.call import CallRecord
 from shared.resources import Resources
 from shared.routing.candidates import Candidate
 from shared.routing.learned import record_sample
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
+from shared.routing.tokens import estimate_input_tokens
 
 log = get_logger(__name__)
 
@@ -57,14 +61,23 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_DB_ERRORS, RedisErro
 OnCommitted = Callable[[Outcome], Awaitable[None]]
 
 
+class StreamOut(Protocol):
+    """Where a streamed job's chunks go as they come (the worker's `StreamRelay`)."""
+
+    async def chunk(self, model: str, choices: list[dict[str, Any]]) -> None:
+        """Relay one chunk's choices under the canonical `model`; `StreamCancelled` when the caller left."""
+        ...
+
+
 async def _no_one_waits(_: Outcome) -> None:
     return None
 
 
 async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
-                       on_committed: OnCommitted = _no_one_waits) -> Outcome | None:
+                       on_committed: OnCommitted = _no_one_waits, stream: StreamOut | None = None) -> Outcome | None:
     """Run `job` as attempt `attempt`; `on_committed` hears the outcome as soon as it is durable
     (before the work a waiting caller need not wait for: learned statistics, the summary log line).
+    With `stream`, the upstream answer is streamed and relayed there as it comes.
 
     Returns None when a later attempt holds the job: this attempt's lease is stale and whoever
     holds it will answer.
@@ -96,7 +109,8 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
                 stats=res.stats.current,
                 settings=res.settings,
             )
-            await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s)
+            await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s,
+                                 stream=stream)
         except AinferaError as e:
             call.error = e
         except INFRA_ERRORS:
@@ -145,11 +159,13 @@ def _build(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int, 
 
 
 def _may_fall_back(error: UpstreamError) -> bool:
-    """Another provider may succeed where this one failed; not when the request itself was refused."""
-    return not isinstance(error, UpstreamRejected)
+    """Another provider may succeed where this one failed; not when the request itself was refused,
+    nor once part of a streamed answer reached the caller."""
+    return not isinstance(error, UpstreamRejected | UpstreamStreamBroken)
 
 
-async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, deadline: float) -> None:
+async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, deadline: float,
+                         stream: StreamOut | None = None) -> None:
     """Try the plan's candidates in order until one answers; record each failure openly."""
     assert call.plan is not None and job.request is not None
     candidates = call.plan.candidates
@@ -160,7 +176,7 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
         if remaining <= 0:
             raise UpstreamTimeout("no time left in the overall deadline for another provider")
         try:
-            await _call_one(res, cand, body, call, remaining)
+            await _call_one(res, cand, body, call, remaining, stream)
             return
         except UpstreamError as e:
             call.attempts += e.attempts
@@ -176,10 +192,31 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
 
 
 async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call: CallRecord,
-                    remaining_s: float) -> None:
+                    remaining_s: float, stream: StreamOut | None = None) -> None:
     if cand.reasoning_effort is not None:  # ainfera-auto chose the effort (only when the caller set none)
         body = {**body, "reasoning_effort": cand.reasoning_effort}
-    result = await call_model(res.http, res.settings, cand.model, cand.provider, body, deadline_s=remaining_s)
+    target = None
+    if stream is not None:
+        slug = cand.model.slug
+
+        async def relay(choices: list[dict[str, Any]]) -> None:
+            await stream.chunk(slug, choices)
+
+        target = StreamTarget(relay, input_tokens_estimate=estimate_input_tokens(body["messages"], body.get("tools")))
+    try:
+        result = await call_model(res.http, res.settings, cand.model, cand.provider, body, deadline_s=remaining_s,
+                                  stream=target)
+    except (StreamCancelled, UpstreamStreamBroken) as e:
+        # Part of the answer was generated (and paid for upstream): keep it, to bill it.
+        assert target is not None
+        call.relayed_chunks = target.relayed
+        call.completion = target.reader.partial() if target.reader is not None else None
+        if isinstance(e, UpstreamStreamBroken):
+            raise
+        call.cancelled = True
+        raise ClientDisconnected("The client closed the connection before the stream ended.") from None
+    if target is not None:
+        call.relayed_chunks = target.relayed
     call.completion = result.completion
     call.attempts += result.attempts
     call.upstream_latency_ms = round(result.latency_ms)

@@ -111,6 +111,15 @@ class UnsupportedMediaType(AinferaError):
     default_code = "unsupported_media_type"
 
 
+class ClientDisconnected(AinferaError):
+    """The caller closed a streamed request before its end: the upstream call was stopped. 499 is
+    nginx's "client closed request"; nobody reads it, but the stored job and receipt say it."""
+
+    status = 499
+    type = "invalid_request_error"
+    default_code = "client_disconnected"
+
+
 # --- upstream provider errors (the caller sees 502/504) ----------------------------------
 
 
@@ -174,6 +183,14 @@ class UpstreamResponseTooLarge(UpstreamMalformed):
     """The answer passed `upstream_max_response_bytes`; it was dropped unread past that."""
 
     default_code = "upstream_response_too_large"
+
+
+class UpstreamStreamBroken(UpstreamError):
+    """The provider failed after part of a streamed answer was relayed: no retry and no fallback
+    (the caller has seen that part); the stream ends with an error event, and the receipt bills
+    what was generated."""
+
+    default_code = "upstream_stream_interrupted"
 
 
 class UpstreamAuthFailed(UpstreamError):

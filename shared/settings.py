@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     # --- simulated provider --------------------------------------------------------------
     # A fixed answer time for every model (benchmarks); unset: each model's catalog profile.
     sim_latency_ms: float | None = None
+    sim_stream_interval_ms: float | None = None  # between a simulated stream's events (None: see the simulator)
     # The profile's world time is multiplied by this: 0.01 answers a 195-s reasoning call in 2 s.
     sim_time_scale: float = Field(default=0.01, gt=0, le=1)
 

@@ -41,6 +41,8 @@ from shared.jobs import (
 from shared.logging import get_logger
 from shared.queue.names import ASYNC_CHANNEL
 from shared.queue.notify import notify_done
+from shared.queue.stream_relay import StreamRelay
+from shared.resources import Resources
 from shared.settings import Settings
 from worker.context import resources
 
@@ -70,13 +72,17 @@ async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
     res = resources(ctx)
     job = DispatchJob.from_kwargs(kwargs)
     job_id = job.job_id
+    relay = stream_relay(res, job)
 
     async def reply(outcome: Outcome) -> None:
-        if job.reply_to:
+        if relay is not None:
+            await relay.finish(outcome)
+        elif job.reply_to:
             await notify_done(res.redis, job.reply_to, job_id, outcome.to_message())
 
     try:
-        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply), DISPATCH.name)
+        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply,
+                                          stream=relay), DISPATCH.name)
     except Retry:
         raise
     except Exception:
@@ -85,6 +91,15 @@ async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
         err = InternalError("The server had an error while processing your request.")
         await reply(Outcome(http_status=err.status, body={**err.envelope(), "ainfera": {"job_id": job_id}}))
         raise
+
+
+def stream_relay(res: Resources, job: DispatchJob) -> StreamRelay | None:
+    """The relay of a streamed synchronous job to its waiting gateway; None for any other job."""
+    if job.request is None or not job.request.stream or not job.reply_to:
+        return None
+    options = job.request.stream_options
+    return StreamRelay(res.redis, job.reply_to, job.job_id, created=int(job.submitted_at.timestamp()),
+                       include_usage=bool(options and options.include_usage))
 
 
 async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:

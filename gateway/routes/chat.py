@@ -14,6 +14,7 @@ from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
 from gateway.objects.jobs import job_object
 from gateway.openapi import chat_request_body
 from gateway.responses import JSONResponse
+from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
@@ -61,6 +62,10 @@ def outcome_response(outcome: Outcome) -> JSONResponse:
     return JSONResponse(outcome.body, status_code=outcome.http_status, headers=headers)
 
 
+def includes_usage(req: ChatCompletionRequest) -> bool:
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
 def wants_async(request: Request) -> bool:
     """RFC 7240: `Prefer: respond-async` (possibly among other preferences)."""
     prefer = request.headers.get("prefer", "")
@@ -76,6 +81,10 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
         req = validate_chat_request(data)
         check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
         jid = new_job_id()
+        if req.stream and wants_async(request):
+            raise InvalidRequest("stream cannot be combined with Prefer: respond-async: an asynchronous job is "
+                                 "answered by GET /v1/jobs/{id}, never streamed. Drop one of them.",
+                                 code="invalid_value", param="stream")
         if wants_async(request):
 
             async def bind(conn: Connection) -> None:
@@ -86,6 +95,8 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
             return await accepted(jid)
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
                           submitted_at=st.res.clock())
+        if req.stream:
+            return await submit_streaming(st, job, include_usage=includes_usage(req), binder=binder)
         return outcome_response(await submit_and_wait(st, job, binder=binder))
 
     async def accepted(jid: str) -> JSONResponse:
@@ -103,14 +114,21 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
             return await accepted(jid)
         done = Outcome.from_row(stored) if stored is not None else None
         if done is not None:
-            return outcome_response(done)
+            return answer(jid, done)
         if stored is not None or await job_known(st.res.redis, jid):
             return WorkState.RUNNING
         async with st.res.db.acquire() as conn:  # it may have finished between the two looks
             stored = await job_outcome(conn, jid)
         done = Outcome.from_row(stored) if stored is not None else None
         if done is not None:
-            return outcome_response(done)
+            return answer(jid, done)
         return WorkState.RUNNING if stored is not None else WorkState.LOST
+
+    def answer(jid: str, done: Outcome) -> Response:
+        """A finished job answered again, streamed when this request streams."""
+        if data.get("stream") is True:
+            return replayed_stream(done, jid, include_usage=(data.get("stream_options") or {}).get("include_usage")
+                                   is True)
+        return outcome_response(done)
 
     return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle, resume=resume)

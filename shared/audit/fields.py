@@ -51,4 +51,9 @@ def job_event(call: CallRecord, receipt: Receipt, request: ChatCompletionRequest
         fields["fallbacks"] = call.fallbacks
     if call.error:
         fields["error"] = {"code": call.error.code, "message": call.error.message}
+    if receipt.streamed:
+        # After the first relayed chunk a failure cannot fall back to another candidate: the
+        # caller has seen part of this one's answer. The event says how far the stream got.
+        fields["stream"] = {"relayed_chunks": call.relayed_chunks, "fallback_possible": call.relayed_chunks == 0,
+                            "usage_estimated": receipt.usage_estimated}
     return (ROUTED if receipt.status is ReceiptStatus.SUCCEEDED else FAILED), fields

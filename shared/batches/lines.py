@@ -65,10 +65,14 @@ def validate_line(line_no: int, text: str) -> RequestLine:
     except InvalidRequest as e:
         raise line_error(line_no, e.message, param=e.param) from e
     try:
-        validate_chat_request(data.get("body"))
+        body = validate_chat_request(data.get("body"))
     except InvalidRequest as e:
         param = f"body.{e.param}" if e.param else "body"
         raise line_error(line_no, f"invalid body: {e.message}", param=param) from e
+    if body.stream:
+        # As OpenAI's batch endpoint: a batch line is answered in the output file, never streamed.
+        raise line_error(line_no, "invalid body: stream is not supported in a batch; remove it or set it to false.",
+                         param="body.stream")
     return RequestLine(line_no, custom_id, text)
 
 

@@ -77,6 +77,10 @@ class ToolChoice(_Open):
     function: NamedFunction
 
 
+class StreamOptions(_Open):
+    include_usage: bool | None = None  # a last chunk with the usage, `choices: []`
+
+
 class Message(_Open):
     # Messages carry vendor fields we pass through (name, tool_call_id, ...).
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -104,8 +108,8 @@ class ChatCompletionRequest(_Strict):
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     n: Literal[1] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    stream: Literal[False] | None = None
-    stream_options: dict[str, Any] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     logit_bias: dict[str, float] | None = None
@@ -163,12 +167,10 @@ def validate_chat_request(data: Any) -> ChatCompletionRequest:
             raise InvalidRequest(
                 f"Unrecognized request argument supplied: {name}.{hint}", code="unknown_parameter", param=name
             )
-    if data.get("stream") is True:
-        raise InvalidRequest(
-            "Streaming is not supported by this gateway yet; send stream=false or omit it.",
-            code="unsupported_parameter",
-            param="stream",
-        )
+    if data.get("stream_options") is not None and data.get("stream") is not True:
+        # OpenAI's answer, word for word (quoted in github.com/BerriAI/litellm/issues/5803).
+        raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                             code="invalid_value", param="stream_options")
     try:
         req = ChatCompletionRequest.model_validate(data)
     except ValidationError as e:

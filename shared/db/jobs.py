@@ -57,7 +57,7 @@ def _receipt(r: Any) -> Receipt:
         estimated_cost_usd=r["estimated_cost_usd"], cost_usd=r["cost_usd"], latency_ms=r["latency_ms"],
         upstream_latency_ms=r["upstream_latency_ms"], attempts=r["attempts"], error_code=r["error_code"],
         routing=r["routing"], created_at=r["created_at"], signature=r["signature"], signing_kid=r["signing_kid"],
-        reasoning_effort=r["reasoning_effort"],
+        reasoning_effort=r["reasoning_effort"], streamed=r["streamed"], usage_estimated=r["usage_estimated"],
     )
 
 

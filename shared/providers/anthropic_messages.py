@@ -21,6 +21,7 @@ from shared.providers.classify import (
     token_count,
     try_decode_object,
 )
+from shared.providers.stream import ChoiceAssembler, estimated_tokens
 from shared.providers.types import Completion, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -40,16 +41,30 @@ class AnthropicMessagesAdapter:
     """Builds and parses Anthropic Messages calls. Stateless."""
 
     def build(self, *, url: str, api_key: str, upstream_model: str, body: Mapping[str, Any]) -> UpstreamRequest:
+        return self._build(url, api_key, upstream_model, body, stream=False)
+
+    def build_stream(self, *, url: str, api_key: str, upstream_model: str,
+                     body: Mapping[str, Any]) -> UpstreamRequest:
+        return self._build(url, api_key, upstream_model, body, stream=True)
+
+    @staticmethod
+    def _build(url: str, api_key: str, upstream_model: str, body: Mapping[str, Any], *,
+               stream: bool) -> UpstreamRequest:
         if not api_key:
             raise ProviderNotConfigured("no credentials are configured for this provider")
         headers = {
             "x-api-key": api_key,
             "anthropic-version": ANTHROPIC_VERSION,
             "Content-Type": "application/json",
-            "Accept": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
         }
         payload = to_anthropic(body, upstream_model)
+        if stream:
+            payload["stream"] = True  # the usage comes in message_start and message_delta
         return UpstreamRequest(url=url, headers=headers, body=orjson.dumps(payload))
+
+    def stream_reader(self, *, input_tokens_estimate: int) -> AnthropicStreamReader:
+        return AnthropicStreamReader(input_tokens_estimate)
 
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> Completion:
         if not 200 <= status < 300:
@@ -94,6 +109,105 @@ def classify_anthropic_error(status: int, headers: Mapping[str, str], content: b
         None, message
     )
     return classify(status, headers, UpstreamFault(message, code, model_not_found))
+
+
+class AnthropicStreamReader:
+    """Anthropic's stream events (docs.anthropic.com/en/docs/build-with-claude/streaming) as OpenAI
+    chunk choices: message_start gives the role, text_delta content, a tool_use block and its
+    input_json_delta pieces one `tool_calls` entry, message_delta the finish reason and the output
+    tokens; `ping` and thinking deltas carry nothing for the caller; an `error` event (an overload
+    mid-stream, say) is classified like an error answer."""
+
+    def __init__(self, input_tokens_estimate: int) -> None:
+        self._assembler = ChoiceAssembler()
+        self._input_tokens: int | None = None
+        self._input_estimate = input_tokens_estimate
+        self._output_tokens: int | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
+        self._stopped = False
+
+    def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
+        event = decode_object(data.encode(), status=200)
+        kind = event.get("type", name)
+        if kind == "error":
+            raise classify_anthropic_error(_STREAM_ERROR_STATUS.get(_error_type(event), 500), {}, data.encode())
+        delta: dict[str, Any] | None = None
+        finish: str | None = None
+        if kind == "message_start" and isinstance(event.get("message"), dict):
+            message = event["message"]
+            self._id = message.get("id") if isinstance(message.get("id"), str) else None
+            self._model = message.get("model") if isinstance(message.get("model"), str) else None
+            self._usage(message.get("usage"))
+            delta = {"role": "assistant", "content": ""}
+        elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
+            block = event["content_block"]
+            if block.get("type") == "tool_use":
+                position = self._tool_index.setdefault(event.get("index", 0), len(self._tool_index))
+                delta = {"tool_calls": [{"index": position, "id": block.get("id"), "type": "function",
+                                         "function": {"name": block.get("name"), "arguments": ""}}]}
+        elif kind == "content_block_delta" and isinstance(event.get("delta"), dict):
+            piece = event["delta"]
+            if piece.get("type") == "text_delta" and isinstance(piece.get("text"), str):
+                delta = {"content": piece["text"]}
+            elif piece.get("type") == "input_json_delta" and isinstance(piece.get("partial_json"), str):
+                position = self._tool_index.get(event.get("index", 0), 0)
+                delta = {"tool_calls": [{"index": position, "function": {"arguments": piece["partial_json"]}}]}
+        elif kind == "message_delta":
+            self._usage(event.get("usage"))
+            reason = event.get("delta", {}).get("stop_reason") if isinstance(event.get("delta"), dict) else None
+            finish = _STOP_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
+            delta = {}
+        elif kind == "message_stop":
+            self._stopped = True
+        if delta is None:
+            return None
+        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        self._assembler.add(choices)
+        return choices
+
+    def _usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        if token_count(usage.get("input_tokens")) is not None:
+            cached = sum(token_count(usage.get(k)) or 0 for k in ("cache_creation_input_tokens",
+                                                                    "cache_read_input_tokens"))
+            self._input_tokens = (token_count(usage.get("input_tokens")) or 0) + cached
+        if token_count(usage.get("output_tokens")) is not None:
+            self._output_tokens = token_count(usage.get("output_tokens"))
+
+    @property
+    def output_so_far(self) -> int:
+        return estimated_tokens(self._assembler.chars)
+
+    def completion(self) -> Completion:
+        if not self._stopped and not self._assembler.finished:
+            raise UpstreamMalformed("provider stream ended before the answer did", upstream_status=200)
+        return self.partial()
+
+    def partial(self) -> Completion:
+        estimated = self._input_tokens is None or self._output_tokens is None
+        return Completion(
+            choices=self._assembler.choices(),
+            input_tokens=self._input_estimate if self._input_tokens is None else self._input_tokens,
+            output_tokens=self.output_so_far if self._output_tokens is None else self._output_tokens,
+            upstream_id=self._id,
+            upstream_model=self._model,
+            usage_estimated=estimated,
+            streamed=True,
+        )
+
+
+# The status an error event would have had as an answer (docs.anthropic.com/en/api/errors).
+_STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500,
+                        "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
+                        "not_found_error": 404, "request_too_large": 413}
+
+
+def _error_type(event: dict[str, Any]) -> str:
+    error = event.get("error")
+    return error["type"] if isinstance(error, dict) and isinstance(error.get("type"), str) else ""
 
 
 # --- response: Anthropic -> OpenAI -------------------------------------------------------

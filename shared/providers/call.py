@@ -15,6 +15,7 @@ from shared.catalog.types import Model, Provider
 from shared.catalog.urls import chat_url, route_via
 from shared.errors import ProviderNotConfigured
 from shared.providers.registry import adapter_for
+from shared.providers.stream import StreamTarget
 from shared.providers.transport import RetryPolicy, UpstreamResult, send
 from shared.settings import Settings
 
@@ -60,15 +61,18 @@ async def call_model(
     *,
     deadline_s: float | None = None,
     max_retries: int | None = None,
+    stream: StreamTarget | None = None,
 ) -> UpstreamResult:
-    """Send `body` (an OpenAI chat request, our extensions removed) to `model` upstream."""
+    """Send `body` (an OpenAI chat request, our extensions removed) to `model` upstream; with
+    `stream`, ask for a streamed answer and hand its pieces to the target as they come."""
     url = route_via(provider_url(provider), settings.upstream_override)
     adapter = adapter_for(provider.wire_format)
-    request = adapter.build(url=url, api_key=provider_credential(settings, provider),
-                            upstream_model=model.upstream_model, body=body)
+    build = adapter.build_stream if stream is not None else adapter.build
+    request = build(url=url, api_key=provider_credential(settings, provider),
+                    upstream_model=model.upstream_model, body=body)
     policy = RetryPolicy.from_settings(settings)
     if deadline_s is not None:
         policy = dataclasses.replace(policy, deadline_s=min(policy.deadline_s, deadline_s))
     if max_retries is not None:
         policy = dataclasses.replace(policy, max_retries=max_retries)
-    return await send(http, adapter, request, policy=policy)
+    return await send(http, adapter, request, policy=policy, stream=stream)

@@ -21,9 +21,11 @@ from shared.providers.classify import (
     token_count,
     try_decode_object,
 )
+from shared.providers.stream import ChoiceAssembler, estimated_tokens
 from shared.providers.types import Completion, UpstreamRequest
 
-# The transport reads whole bodies; a streamed (SSE) answer would not parse, so streaming is never asked for.
+# The caller's streaming choice is the gateway's business: the worker asks upstream for a stream
+# itself (`build_stream`), always with usage, because the receipt needs real token counts.
 _NOT_FORWARDED = ("stream", "stream_options")
 
 
@@ -31,16 +33,31 @@ class OpenAIChatAdapter:
     """Builds and parses OpenAI chat-completions calls. Stateless; one instance serves all vendors."""
 
     def build(self, *, url: str, api_key: str, upstream_model: str, body: Mapping[str, Any]) -> UpstreamRequest:
+        return self._build(url, api_key, upstream_model, body, stream=False)
+
+    def build_stream(self, *, url: str, api_key: str, upstream_model: str,
+                     body: Mapping[str, Any]) -> UpstreamRequest:
+        return self._build(url, api_key, upstream_model, body, stream=True)
+
+    @staticmethod
+    def _build(url: str, api_key: str, upstream_model: str, body: Mapping[str, Any], *,
+               stream: bool) -> UpstreamRequest:
         if not api_key:
             raise ProviderNotConfigured("no credentials are configured for this provider")
         payload = {name: value for name, value in body.items() if name not in _NOT_FORWARDED}
         payload["model"] = upstream_model
+        if stream:
+            payload["stream"] = True
+            payload["stream_options"] = {"include_usage": True}
         headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
-            "Accept": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
         }
         return UpstreamRequest(url=url, headers=headers, body=orjson.dumps(payload))
+
+    def stream_reader(self, *, input_tokens_estimate: int) -> OpenAIStreamReader:
+        return OpenAIStreamReader(input_tokens_estimate)
 
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> Completion:
         if not 200 <= status < 300:
@@ -69,6 +86,67 @@ class OpenAIChatAdapter:
             upstream_id=upstream_id if isinstance(upstream_id, str) else None,
             upstream_model=upstream_model if isinstance(upstream_model, str) else None,
         )
+
+
+class OpenAIStreamReader:
+    """OpenAI's chunks pass through as they are; a chunk with an `error` object (how OpenAI
+    reports a failure after the stream began: the `openai` SDK raises `APIError` on one) is
+    classified like an error answer; the usage chunk (`choices: []`) gives the real counts."""
+
+    def __init__(self, input_tokens_estimate: int) -> None:
+        self._assembler = ChoiceAssembler()
+        self._input_estimate = input_tokens_estimate
+        self._usage: dict[str, Any] | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._done = False
+
+    def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
+        if data.strip() == "[DONE]":
+            self._done = True
+            return None
+        chunk = decode_object(data.encode(), status=200)
+        if isinstance(chunk.get("error"), dict):
+            raise classify_openai_error(_stream_error_status(chunk["error"]), {}, data.encode())
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = chunk["usage"]
+        self._id = self._id or (chunk["id"] if isinstance(chunk.get("id"), str) else None)
+        self._model = self._model or (chunk["model"] if isinstance(chunk.get("model"), str) else None)
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return None
+        self._assembler.add(choices)
+        return choices
+
+    @property
+    def output_so_far(self) -> int:
+        return estimated_tokens(self._assembler.chars)
+
+    def completion(self) -> Completion:
+        if not self._done and not self._assembler.finished:
+            raise UpstreamMalformed("provider stream ended before the answer did", upstream_status=200)
+        return self.partial()
+
+    def partial(self) -> Completion:
+        usage = self._usage or {}
+        prompt_tokens = token_count(usage.get("prompt_tokens"))
+        completion_tokens = token_count(usage.get("completion_tokens"))
+        estimated = prompt_tokens is None or completion_tokens is None
+        return Completion(
+            choices=self._assembler.choices(),
+            input_tokens=self._input_estimate if prompt_tokens is None else prompt_tokens,
+            output_tokens=self.output_so_far if completion_tokens is None else completion_tokens,
+            upstream_id=self._id,
+            upstream_model=self._model,
+            usage_estimated=estimated,
+            streamed=True,
+        )
+
+
+def _stream_error_status(error: dict[str, Any]) -> int:
+    """An error inside a 200 stream has no status of its own; its type tells what it would have been."""
+    kind = str(error.get("type") or "")
+    return 429 if "rate" in kind or kind == "requests" else 400 if kind == "invalid_request_error" else 500
 
 
 def classify_openai_error(status: int, headers: Mapping[str, str], content: bytes) -> UpstreamError:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from shared.errors import (
     UpstreamConnectionLost,
@@ -28,11 +29,13 @@ from shared.errors import (
     UpstreamMisconfigured,
     UpstreamRateLimited,
     UpstreamResponseTooLarge,
+    UpstreamStreamBroken,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from shared.logging import get_logger
 from shared.providers.fastpath import LeanTransport
+from shared.providers.stream import StreamTarget
 from shared.providers.types import Completion, UpstreamRequest, WireAdapter
 from shared.settings import Settings
 from shared.simulator.profiles import SKIPPED_HEADER
@@ -125,7 +128,8 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 async def send(
-    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, *, policy: RetryPolicy
+    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, *, policy: RetryPolicy,
+    stream: StreamTarget | None = None,
 ) -> UpstreamResult:
     """Send `request`, retrying what is safe to retry, within the policy's overall deadline.
 
@@ -133,6 +137,10 @@ async def send(
     failures (exponential backoff with jitter), at most `max_retries` times. Not retried:
     read timeouts (the provider may have done the work) and every other error.
     Raises the last attempt's `UpstreamError`, or `UpstreamTimeout` when the deadline passes.
+
+    With `stream`, a 2xx answer is read as server-sent events and each piece handed to the
+    target's sink as it arrives; once a piece has been handed on, nothing is retried (the caller
+    has seen it) and a failure is `UpstreamStreamBroken`.
     """
     started = policy.clock()
     host = urlsplit(request.url).netloc
@@ -143,7 +151,7 @@ async def send(
                 attempts += 1
                 attempt_started = policy.clock()
                 try:
-                    completion, skipped_ms = await _attempt(http, adapter, request, policy)
+                    completion, skipped_ms = await _attempt(http, adapter, request, policy, stream)
                 except UpstreamError as error:
                     wait = _retry_wait(
                         error, attempts, policy, remaining=policy.deadline_s - (policy.clock() - started)
@@ -192,7 +200,8 @@ def _retry_wait(error: UpstreamError, attempts: int, policy: RetryPolicy, *, rem
 
 
 async def _attempt(
-    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, policy: RetryPolicy
+    http: httpx.AsyncClient, adapter: WireAdapter, request: UpstreamRequest, policy: RetryPolicy,
+    stream: StreamTarget | None = None,
 ) -> tuple[Completion, float]:
     """One POST, its body read in full (up to the policy's size limit), parsed by the adapter; also
     the world time the simulated provider skipped (0 from anyone else). httpx errors become ours here."""
@@ -221,21 +230,64 @@ async def _attempt(
             f"provider closed the connection after the request was sent ({type(exc).__name__})") from None
     except httpx.UnsupportedProtocol:
         raise UpstreamMisconfigured("the upstream URL has an unsupported scheme") from None
+    skipped = _skipped_ms(response.headers) if policy.simulated_clock else 0.0
+    streaming = stream is not None and 200 <= response.status_code < 300
     try:
-        content = await _read_capped(response, policy.max_response_bytes)
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout(
-            f"provider stopped sending the body ({type(exc).__name__})", upstream_status=response.status_code
-        ) from None
-    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError) as exc:
-        raise UpstreamMalformed(
-            f"provider body was cut off or unreadable ({type(exc).__name__})",
-            upstream_status=response.status_code,
-        ) from None
-    finally:
-        await response.aclose()
-    completion = adapter.parse(response.status_code, response.headers, content)
-    return completion, _skipped_ms(response.headers) if policy.simulated_clock else 0.0
+        try:
+            if streaming:
+                assert stream is not None
+                return await _read_stream(response, adapter, stream, policy.max_response_bytes), skipped
+            content = await _read_capped(response, policy.max_response_bytes)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"provider stopped sending the body ({type(exc).__name__})", upstream_status=response.status_code
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.DecodingError, SSEError) as exc:
+            raise UpstreamMalformed(
+                f"provider body was cut off or unreadable ({type(exc).__name__})",
+                upstream_status=response.status_code,
+            ) from None
+        finally:
+            await response.aclose()
+    except UpstreamError as error:
+        if streaming and stream is not None and stream.relayed:
+            raise UpstreamStreamBroken(f"the provider's stream broke off after part of the answer: {error.message}",
+                                       upstream_status=error.upstream_status) from None
+        raise
+    return adapter.parse(response.status_code, response.headers, content), skipped
+
+
+async def _read_stream(response: httpx.Response, adapter: WireAdapter, target: StreamTarget, limit: int) -> Completion:
+    """A streamed answer, each event's chunk choices handed to the target's sink as they come."""
+    reader = adapter.stream_reader(input_tokens_estimate=target.input_tokens_estimate)
+    target.reader = reader
+    response.stream = _CappedStream(response, limit)
+    async for event in EventSource(response).aiter_sse():
+        choices = reader.event(event.event, event.data)
+        if choices:
+            await target.hand_on(choices)
+    return reader.completion()
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """A response body that raises `UpstreamResponseTooLarge` past `limit` bytes, so no event, and no
+    line of one, can grow without bound."""
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self._inner, self._response, self._limit = response.stream, response, limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        assert isinstance(self._inner, httpx.AsyncByteStream)
+        async for piece in self._inner:
+            size += len(piece)
+            if size > self._limit:
+                raise _too_large(self._response, self._limit)
+            yield piece
+
+    async def aclose(self) -> None:
+        assert isinstance(self._inner, httpx.AsyncByteStream)
+        await self._inner.aclose()
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.providers.stream import StreamReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class Completion:
     output_tokens: int
     upstream_id: str | None
     upstream_model: str | None
+    usage_estimated: bool = False  # a stream that reported no usage: tokens counted from what was streamed
+    streamed: bool = False
 
     @property
     def finish_reason(self) -> str | None:
@@ -53,4 +58,13 @@ class WireAdapter(Protocol):
 
     def parse(self, status: int, headers: Mapping[str, str], content: bytes) -> Completion:
         """Turn the provider's answer into a Completion, or raise a classified `UpstreamError`."""
+        ...
+
+    def build_stream(self, *, url: str, api_key: str, upstream_model: str,
+                     body: Mapping[str, Any]) -> UpstreamRequest:
+        """The same request asking for a streamed answer (with usage, where the format has it)."""
+        ...
+
+    def stream_reader(self, *, input_tokens_estimate: int) -> StreamReader:
+        """A reader for one streamed answer; the estimate stands in if the stream reports no usage."""
         ...

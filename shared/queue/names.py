@@ -53,5 +53,10 @@ ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)
 
 STATS_PREFIX = "ainfera:stats"  # learned routing statistics (shared/routing/learned.py)
 HELD_PREFIX = "ainfera:held:"  # commits a job could not write, for its next attempt (shared/commit.py)
+STREAM_CANCEL_PREFIX = "ainfera:stream-cancel:"  # a streamed job whose caller left (shared/queue/stream_relay.py)
 SUPERVISOR_LOCK_KEY = "ainfera:batch-supervisor:lock"  # one supervisor tick at a time
 EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data: the reconciler then does a full pass
+
+
+def stream_cancel_key(job_id: str) -> str:
+    return f"{STREAM_CANCEL_PREFIX}{job_id}"

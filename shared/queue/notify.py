@@ -58,6 +58,7 @@ class CompletionWaiters:
     def __init__(self, redis: Redis, *, instance: str | None = None) -> None:
         self.channel = completion_channel(instance or uuid.uuid4().hex)
         self._futures: dict[str, set[asyncio.Future[bytes]]] = {}
+        self._streams: dict[str, asyncio.Queue[bytes]] = {}
         self._reconnected = asyncio.Event()
         self._subscription = Subscription(
             redis, self.channel, on_message=self._on_message, on_subscribed=self._on_subscribed
@@ -114,6 +115,16 @@ class CompletionWaiters:
         if not waiting:
             del self._futures[job_id]
 
+    def open_stream(self, job_id: str) -> asyncio.Queue[bytes]:
+        """Every notice for `job_id` from now on, in order (a streamed job sends many); register
+        before enqueueing, and `close_stream` when done."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._streams[job_id] = queue
+        return queue
+
+    def close_stream(self, job_id: str) -> None:
+        self._streams.pop(job_id, None)
+
     def next_reconnect(self) -> asyncio.Event:
         """An event set when the subscription is next re-established after a loss."""
         return self._reconnected
@@ -136,6 +147,10 @@ class CompletionWaiters:
             job_id, payload = decode_notice(message)
         except ValueError:  # includes UnicodeDecodeError
             log.warning("completion_notice_malformed", channel=self.channel, size=len(message))
+            return
+        stream = self._streams.get(job_id)
+        if stream is not None:
+            stream.put_nowait(payload)
             return
         for future in self._futures.pop(job_id, ()):
             if not future.done():

@@ -22,7 +22,8 @@ def receipt_of(call: CallRecord, *, job_id: str, tenant_id: UUID, request: ChatC
         id=receipt_id,
         job_id=job_id,
         tenant_id=tenant_id,
-        status=ReceiptStatus.SUCCEEDED if call.succeeded else ReceiptStatus.FAILED,
+        status=(ReceiptStatus.SUCCEEDED if call.succeeded else
+                ReceiptStatus.CANCELLED if call.cancelled else ReceiptStatus.FAILED),
         requested_model=request.model if request else "",
         model_slug=model.slug if model else None,
         provider=call.served.provider.name if call.served else None,
@@ -38,4 +39,6 @@ def receipt_of(call: CallRecord, *, job_id: str, tenant_id: UUID, request: ChatC
         routing=routing,
         created_at=now,
         reasoning_effort=sent_effort(call, request),
+        streamed=bool(request and request.stream),
+        usage_estimated=bool(completion and completion.usage_estimated),
     )

@@ -27,6 +27,8 @@ class CallRecord:
     upstream_latency_ms: int | None = None
     error: AinferaError | None = None
     fallbacks: list[dict[str, Any]] = field(default_factory=list)  # candidates that failed before
+    cancelled: bool = False  # the caller left a streamed call (`error` says so too)
+    relayed_chunks: int = 0  # of a streamed call: chunks the caller was sent before it ended
 
     @property
     def succeeded(self) -> bool:
@@ -46,8 +48,11 @@ class Charge:
 
 def charge_of(call: CallRecord) -> Charge:
     served, completion = call.served, call.completion
+    # A streamed call that stopped part way (the caller left, the provider broke off) keeps the
+    # partial answer in `completion`: what was generated was paid for upstream, so it is billed.
+    billable = call.succeeded or (completion is not None and completion.streamed)
     cost = (actual_cost(served.model, completion.input_tokens, completion.output_tokens)
-            if call.succeeded and served is not None and completion is not None else Decimal(0))
+            if billable and served is not None and completion is not None else Decimal(0))
     priced = served or (call.plan.chosen if call.plan else None)
     estimate = priced.estimated_cost_usd if priced else None
     return Charge(cost, Decimal(str(round(estimate, 10))) if estimate is not None else None)

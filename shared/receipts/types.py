@@ -13,6 +13,7 @@ from uuid import UUID
 class ReceiptStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the caller left a streamed call; billed for what was generated
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class Receipt:
     signature: str | None = None  # base64url Ed25519 over the public JSON without "signature"
     signing_kid: str | None = None
     reasoning_effort: str | None = None  # the effort the call carried: the caller's, or ainfera-auto's choice
+    streamed: bool = False  # the answer was relayed to the caller as it was generated
+    usage_estimated: bool = False  # the provider reported no usage: the tokens were counted by us
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values, as the database's finish_dispatch() takes them."""
@@ -63,6 +66,8 @@ class Receipt:
             "signature": self.signature,
             "signing_kid": self.signing_kid,
             "reasoning_effort": self.reasoning_effort,
+            "streamed": self.streamed,
+            "usage_estimated": self.usage_estimated,
         }
 
     @staticmethod
@@ -79,6 +84,7 @@ class Receipt:
             latency_ms=row["latency_ms"], upstream_latency_ms=row["upstream_latency_ms"], attempts=row["attempts"],
             error_code=row["error_code"], routing=row["routing"], created_at=datetime.fromisoformat(row["created_at"]),
             signature=row["signature"], signing_kid=row["signing_kid"], reasoning_effort=row["reasoning_effort"],
+            streamed=row.get("streamed", False), usage_estimated=row.get("usage_estimated", False),
         )
 
     def public(self) -> dict[str, Any]:
@@ -114,6 +120,11 @@ class Receipt:
         if self.reasoning_effort is not None:
             # Present only when set, so receipts signed before the field existed still verify.
             body["reasoning_effort"] = self.reasoning_effort
+        # Likewise present only when true, so receipts signed before streaming existed still verify.
+        if self.streamed:
+            body["streamed"] = True
+        if self.usage_estimated:
+            body["usage_estimated"] = True
         return body
 
 

@@ -87,6 +87,17 @@ def text_answer(model: str, prompt: int, max_tokens: int | None) -> Answer:
     return Answer(text=filler_text(tokens), tool_call=None, completion_tokens=tokens, truncated_by_max_tokens=capped)
 
 
+def text_pieces(text: str) -> list[str]:
+    """A text as a stream sends it: one word (one token here) per piece, each with its leading space."""
+    words = text.split(" ")
+    return [words[0], *(" " + word for word in words[1:])] if text else []
+
+
+def argument_pieces(arguments: str) -> list[str]:
+    """Tool-call arguments as a stream sends them: a token's worth of characters per piece."""
+    return [arguments[i:i + CHARS_PER_TOKEN] for i in range(0, len(arguments), CHARS_PER_TOKEN)]
+
+
 def tool_answer(tool: ToolSpec, call_id: str) -> Answer:
     arguments = example_arguments(tool.schema)
     tokens = max(1, math.ceil(len(orjson.dumps(arguments)) / CHARS_PER_TOKEN))

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from shared.simulator.answers import Answer
+from shared.simulator.answers import Answer, argument_pieces, text_pieces
 from shared.simulator.anthropic_request import Invalid, parse_request
 from shared.simulator.dialect import ParsedRequest, Reply
 from shared.simulator.knowledge import ProviderFacts
@@ -101,5 +101,38 @@ class AnthropicDialect:
         }
         return Reply(200, orjson.dumps(body))
 
+    def stream(self, request: ParsedRequest, answer: Answer) -> tuple[bytes, ...]:
+        """Anthropic's stream (docs.anthropic.com/en/docs/build-with-claude/streaming): message_start
+        (usage with the input tokens), one content block (content_block_start, a ping, text_delta or
+        input_json_delta pieces, content_block_stop), message_delta with the stop reason and the
+        output tokens, message_stop. Each event is named in an `event:` line and repeats its type."""
+        message: dict[str, Any] = {"id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant",
+                   "model": request.model, "content": [], "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": request.prompt_tokens, "output_tokens": 1,
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+        events = [_event({"type": "message_start", "message": message})]
+        if answer.tool_call is not None:
+            call = answer.tool_call
+            block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{call.id}", "name": call.name, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": piece}
+                      for piece in argument_pieces(orjson.dumps(call.arguments).decode())]
+            stop_reason = "tool_use"
+        else:
+            block = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in text_pieces(answer.text or "")]
+            stop_reason = "max_tokens" if answer.truncated_by_max_tokens else "end_turn"
+        events.append(_event({"type": "content_block_start", "index": 0, "content_block": block}))
+        events.append(_event({"type": "ping"}))
+        events += [_event({"type": "content_block_delta", "index": 0, "delta": delta}) for delta in deltas]
+        events.append(_event({"type": "content_block_stop", "index": 0}))
+        events.append(_event({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                              "usage": {"output_tokens": answer.completion_tokens}}))
+        events.append(_event({"type": "message_stop"}))
+        return tuple(events)
+
     def malformed(self) -> Reply:
         return Reply(200, b'{"id": "msg_sim", "type": "message", "content": [{"type": "text", "text": }')
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

@@ -71,6 +71,9 @@ def parse_request(payload: dict[str, Any]) -> ParsedRequest:
     choice = payload.get("tool_choice")
     forced, disabled = _tool_choice(choice, tools)
     _check_sampling(payload)
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool):
+        raise Invalid("stream: Input should be a valid boolean")
     return ParsedRequest(
         model=model,
         prompt_tokens=sum(message_tokens(text, images) for text, images in counted),
@@ -81,6 +84,7 @@ def parse_request(payload: dict[str, Any]) -> ParsedRequest:
         tools_disabled=disabled,
         choices=1,
         conversation=[payload.get("system"), messages],
+        stream=stream,
     )
 
 

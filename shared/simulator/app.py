@@ -21,7 +21,7 @@ from shared.catalog.types import WireFormat
 from shared.simulator.answers import Answer, choose_tool, text_answer, tool_answer
 from shared.simulator.anthropic_dialect import AnthropicDialect
 from shared.simulator.control import handle_control, is_loopback
-from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json
+from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json, stream_events
 from shared.simulator.dialect import Dialect, ParsedRequest, Reply
 from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse_directives
 from shared.simulator.faults import FaultBook
@@ -39,10 +39,13 @@ _DIALECTS: Mapping[WireFormat, Dialect] = {
 class SimulatorApp:
     """Every catalog provider at `/{host}{chat path}`, plus the control API. State lives on the instance."""
 
-    def __init__(self, knowledge: Knowledge, *, latency_ms: float | None = 0.0, time_scale: float = 1.0) -> None:
+    def __init__(self, knowledge: Knowledge, *, latency_ms: float | None = 0.0, time_scale: float = 1.0,
+                 stream_interval_ms: float | None = None) -> None:
         self.knowledge = knowledge
         self.latency_ms = latency_ms  # None: each model's catalog profile
         self.time_scale = time_scale
+        # Between a stream's events; None: none with a fixed latency, the model's pace with a profile.
+        self.stream_interval_ms = stream_interval_ms
         self.faults = FaultBook()
         self.stats = Stats()
 
@@ -72,6 +75,8 @@ class SimulatorApp:
         sent = await deliver(delivery, receive, send)
         if sent is not None:
             self.stats.status(sent)
+        if delivery.mode is Mode.STREAM and sent is not None:
+            self.stats.stream(await stream_events(delivery, receive, send))
 
     async def _unrouted(self, method: str, path: str, receive: Receive, send: Send) -> None:
         """A 404 as the provider owning the host would send it, or a plain one for unknown hosts."""
@@ -122,6 +127,10 @@ class SimulatorApp:
             reply = dialect.failure(directives.fail_status, model=parsed.model, retry_after_s=retry_after)
             return Delivery(reply, delay_s=delay_s)
         answer = self._answer(facts, parsed, directives)
+        if parsed.stream:
+            return self._stream(dialect, parsed, answer, directives, fixed_ms,
+                                world_ms=profile.world_ms(answer.completion_tokens, parsed.reasoning_effort),
+                                ttft_ms=profile.pace(parsed.reasoning_effort).ttft_ms)
         reply = dialect.completion(parsed, answer)
         if fixed_ms is not None:
             delay_s = fixed_ms / 1000.0
@@ -137,6 +146,22 @@ class SimulatorApp:
             return Delivery(reply, Mode.DRIP, delay_s=delay_s, drip_interval_s=directives.drip_interval_ms / 1000)
         return Delivery(reply, delay_s=delay_s)
 
+    def _stream(self, dialect: Dialect, parsed: ParsedRequest, answer: Answer, directives: Directives,
+                fixed_ms: float | None, *, world_ms: float, ttft_ms: float) -> Delivery:
+        """A streamed answer: the first event after the time to a first token, then one event per
+        interval (`[sim:chunk-ms]`, else the simulator's setting, else the model's own pace)."""
+        events = dialect.stream(parsed, answer)
+        if fixed_ms is not None:
+            first_ms, interval_ms = fixed_ms, self.stream_interval_ms or 0.0
+        else:
+            first_ms = ttft_ms * self.time_scale
+            paced = (world_ms - ttft_ms) * self.time_scale / max(1, len(events) - 1)
+            interval_ms = self.stream_interval_ms if self.stream_interval_ms is not None else paced
+        if directives.chunk_ms is not None:
+            interval_ms = directives.chunk_ms
+        return Delivery(Reply(200, b""), Mode.STREAM, delay_s=first_ms / 1000.0, drip_interval_s=interval_ms / 1000.0,
+                        events=events, cut_after=directives.cut_stream_after)
+
     def _directives(self, facts: ProviderFacts, parsed: ParsedRequest) -> Directives:
         """Prompt directives win; control rules apply only when the prompt asks for no fault."""
         directives = parse_directives(parsed.last_user_text)
@@ -145,14 +170,15 @@ class SimulatorApp:
             if rule is not None:
                 latency = directives.latency_ms if directives.latency_ms is not None else rule.latency_ms
                 directives = replace(rule, latency_ms=latency, tool=directives.tool or rule.tool,
-                                     nul=directives.nul or rule.nul)
+                                     nul=directives.nul or rule.nul, chunk_ms=directives.chunk_ms or rule.chunk_ms)
         times = directives.fail_times
         if (
             directives.has_fault
             and times is not None
             and not self.faults.should_fail(_prompt_key(facts, parsed), times)
         ):
-            directives = Directives(latency_ms=directives.latency_ms, tool=directives.tool, nul=directives.nul)
+            directives = Directives(latency_ms=directives.latency_ms, tool=directives.tool, nul=directives.nul,
+                                    chunk_ms=directives.chunk_ms)
         return directives
 
     @staticmethod
@@ -170,10 +196,11 @@ class SimulatorApp:
 
 
 def create_app(latency_ms: float | None = 0.0, catalog_path: Path | None = None, *, time_scale: float = 1.0,
-               priors: LatencyPriors | None = None) -> SimulatorApp:
+               priors: LatencyPriors | None = None, stream_interval_ms: float | None = None) -> SimulatorApp:
     """The ASGI app for tests and the server: knowledge from the catalog; a fixed `latency_ms` for
     every answer, or None for each model's catalog profile at `time_scale`."""
-    return SimulatorApp(load_knowledge(catalog_path, priors), latency_ms=latency_ms, time_scale=time_scale)
+    return SimulatorApp(load_knowledge(catalog_path, priors), latency_ms=latency_ms, time_scale=time_scale,
+                        stream_interval_ms=stream_interval_ms)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

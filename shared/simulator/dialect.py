@@ -40,6 +40,8 @@ class ParsedRequest:
     choices: int  # OpenAI `n`
     conversation: Any  # JSON-able messages (+ system) identifying "the same prompt"
     reasoning_effort: str | None = None  # OpenAI's `reasoning_effort`, as sent
+    stream: bool = False  # answer as server-sent events
+    include_usage: bool = False  # OpenAI `stream_options.include_usage`: a last chunk with the usage
 
 
 class Dialect(Protocol):
@@ -70,6 +72,10 @@ class Dialect(Protocol):
         ...
 
     def completion(self, request: ParsedRequest, answer: Answer) -> Reply: ...
+
+    def stream(self, request: ParsedRequest, answer: Answer) -> tuple[bytes, ...]:
+        """The same answer as this format's server-sent events, each ending in a blank line."""
+        ...
 
     def malformed(self) -> Reply:
         """A 200 whose body is not JSON."""

@@ -14,6 +14,8 @@ Syntax (case-sensitive, anywhere in the text, several allowed):
     [sim:truncated]       200 whose body stops halfway (connection closed early)
     [sim:tool]            answer with a tool call when the request offers tools
     [sim:nul]             the answer's text carries a U+0000, as a provider's may (jsonb cannot hold it)
+    [sim:chunk-ms=MS]     a streamed answer sends one event every MS ms (default: the simulator's setting)
+    [sim:cut-stream=N]    a streamed answer's connection is closed after N events (a provider dying mid-stream)
 
 In prompts, unknown or ill-formed directives are ignored (a prompt may mention them);
 control-API specs use the same names without brackets and are checked strictly.
@@ -46,12 +48,15 @@ class Directives:
     truncated: bool = False
     tool: bool = False
     nul: bool = False
+    chunk_ms: float | None = None
+    cut_stream_after: int | None = None
 
     @property
     def has_fault(self) -> bool:
         """True when the answer is anything but a normal, prompt, well-formed completion."""
         return bool(
             self.fail_status or self.hang or self.drip_interval_ms is not None or self.malformed or self.truncated
+            or self.cut_stream_after is not None
         )
 
 
@@ -100,6 +105,10 @@ def _apply(found: Directives, name: str, value: str | None) -> Directives:
         changes = {"fail_times": int(_non_negative(value))}
     elif name == "drip":
         changes = {"drip_interval_ms": DEFAULT_DRIP_INTERVAL_MS if value is None else _non_negative(value)}
+    elif name == "chunk-ms":
+        changes = {"chunk_ms": _non_negative(value)}
+    elif name == "cut-stream":
+        changes = {"cut_stream_after": int(_non_negative(value))}
     elif name in ("hang", "malformed", "truncated", "tool", "nul") and value is None:
         changes = {name: True}
     else:

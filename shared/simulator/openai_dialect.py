@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from shared.simulator.answers import Answer, ToolSpec, message_tokens
+from shared.simulator.answers import Answer, ToolSpec, argument_pieces, message_tokens, text_pieces
 from shared.simulator.dialect import ParsedRequest, Reply
 from shared.simulator.knowledge import ProviderFacts
 
@@ -87,6 +87,16 @@ class OpenAIDialect:
         effort = payload.get("reasoning_effort")
         if effort is not None and not isinstance(effort, str):
             return self.error(400, "Invalid type for 'reasoning_effort': expected a string.", param="reasoning_effort")
+        stream = payload.get("stream", False)
+        if stream is not None and not isinstance(stream, bool):
+            return self.error(400, "Invalid type for 'stream': expected a boolean.", param="stream")
+        options = payload.get("stream_options")
+        if options is not None and stream is not True:
+            # OpenAI's answer, quoted in github.com/BerriAI/litellm/issues/5803 (code null).
+            return self.error(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                              param="stream_options")
+        if options is not None and not isinstance(options, dict):
+            return self.error(400, "Invalid type for 'stream_options': expected an object.", param="stream_options")
         choice = payload.get("tool_choice")
         forced: str | None = None
         if choice == "required":
@@ -104,6 +114,8 @@ class OpenAIDialect:
             choices=n,
             conversation=messages,
             reasoning_effort=effort,
+            stream=stream is True,
+            include_usage=bool(options and options.get("include_usage") is True),
         )
 
     def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
@@ -185,8 +197,49 @@ class OpenAIDialect:
         }
         return Reply(200, orjson.dumps(body))
 
+    def stream(self, request: ParsedRequest, answer: Answer) -> tuple[bytes, ...]:
+        """OpenAI's chat.completion.chunk events (OpenAPI spec `CreateChatCompletionStreamResponse`):
+        every chunk has the same id, created and model; the first delta of a choice carries the role,
+        later ones content or `tool_calls[].function.arguments` pieces, the last an empty delta with
+        the finish reason. With `include_usage`, every chunk has `"usage": null` and one more chunk,
+        with `"choices": []`, has the usage; then `data: [DONE]`."""
+        head = {"id": f"chatcmpl-{secrets.token_hex(12)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": request.model, "system_fingerprint": None}
+        if request.include_usage:
+            head["usage"] = None
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "" if answer.tool_call is None else None,
+                                         "refusal": None}]
+        finish = "length" if answer.truncated_by_max_tokens else "stop"
+        if answer.tool_call is not None:
+            call = answer.tool_call
+            deltas.append({"tool_calls": [{"index": 0, "id": f"call_{call.id}", "type": "function",
+                                           "function": {"name": call.name, "arguments": ""}}]})
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                       for piece in argument_pieces(orjson.dumps(call.arguments).decode())]
+            finish = "tool_calls"
+        else:
+            deltas += [{"content": piece} for piece in text_pieces(answer.text or "")]
+        events: list[bytes] = []
+        for delta in deltas:
+            choices = [{"index": i, "delta": delta, "logprobs": None, "finish_reason": None}
+                       for i in range(request.choices)]
+            events.append(_event({**head, "choices": choices}))
+        events.append(_event({**head, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": finish}
+                                                   for i in range(request.choices)]}))
+        if request.include_usage:
+            completion_tokens = answer.completion_tokens * request.choices
+            usage = {"prompt_tokens": request.prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": request.prompt_tokens + completion_tokens}
+            events.append(_event({**head, "choices": [], "usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+        return tuple(events)
+
     def malformed(self) -> Reply:
         return Reply(200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0,, }')
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
 
 
 def _message_text(message: Mapping[str, Any]) -> tuple[str, int]:

@@ -56,6 +56,7 @@ def latency_priors(settings: Settings) -> LatencyPriors:
 def run(settings: Settings, *, catalog_path: Path | None = None) -> None:
     """Serve every catalog provider on settings.sim_host:settings.sim_port until interrupted."""
     app = create_app(latency_ms=settings.sim_latency_ms, catalog_path=catalog_path,
-                     time_scale=settings.sim_time_scale, priors=latency_priors(settings))
+                     time_scale=settings.sim_time_scale, priors=latency_priors(settings),
+                     stream_interval_ms=settings.sim_stream_interval_ms)
     quiet_truncation_logs()
     uvicorn.Server(build_config(app, host=settings.sim_host, port=settings.sim_port)).run()

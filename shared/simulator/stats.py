@@ -13,6 +13,7 @@ class Stats:
     by_host: Counter[str] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    streams: Counter[str] = field(default_factory=Counter)  # by how they ended: completed, aborted, cut
 
     def request(self, host: str | None) -> None:
         """Count a provider request; `host` is None when the path names no known provider host."""
@@ -26,12 +27,16 @@ class Stats:
     def status(self, code: int) -> None:
         self.by_status[code] += 1
 
+    def stream(self, end: str) -> None:
+        self.streams[str(end)] += 1
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "total": self.total,
             "by_host": dict(self.by_host),
             "by_model": dict(self.by_model),
             "by_status": {str(code): count for code, count in sorted(self.by_status.items())},
+            "streams": dict(self.streams),
         }
 
     def reset(self) -> None:
@@ -39,3 +44,4 @@ class Stats:
         self.by_host.clear()
         self.by_model.clear()
         self.by_status.clear()
+        self.streams.clear()

@@ -53,7 +53,9 @@ def test_malformed_json_is_refused(raw, code):
         (bad(routing_hint={"latency_budget_ms": 0}), "routing_hint.latency_budget_ms"),
         (bad(routing_hint={"colour": "red"}), "routing_hint.colour"),
         (bad(n=2), "n"),
-        (bad(stream=True), "stream"),
+        (bad(stream="yes"), "stream"),
+        (bad(stream_options={"include_usage": True}), "stream_options"),  # without stream, as OpenAI refuses
+        (bad(stream=True, stream_options={"include_usage": "yes"}), "stream_options.include_usage"),
     ],
 )
 def test_invalid_fields_are_named(body, param):

@@ -236,4 +236,5 @@ async def test_stats_count_requests_per_host_and_model(sim: httpx.AsyncClient) -
     assert stats["by_model"] == {MODEL: 2}
     assert stats["by_status"] == {"200": 1, "404": 1, "500": 1}
     await sim.delete("/_sim/stats")
-    assert (await sim.get("/_sim/stats")).json() == {"total": 0, "by_host": {}, "by_model": {}, "by_status": {}}
+    assert (await sim.get("/_sim/stats")).json() == {"total": 0, "by_host": {}, "by_model": {}, "by_status": {},
+                                                     "streams": {}}
