@@ -28,7 +28,7 @@ from uuid import UUID
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from gateway.deps import GatewayState
 from gateway.errors import error_response
@@ -136,6 +136,8 @@ class KeyClaim(Binder):
 
 
 async def _store(conn: Connection, tenant_id: UUID, key: str, response: Response) -> None:
+    if isinstance(response, StreamingResponse):
+        return  # a stream is not stored: a repeat resolves through the bound work, and is replayed from it
     headers = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
     await store_response(conn, tenant_id, key, response.status_code, headers, bytes(response.body))
 

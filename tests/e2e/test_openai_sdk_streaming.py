@@ -134,6 +134,16 @@ def test_a_client_that_disconnects_cancels_the_upstream_call(system, tenant, cli
     assert get(system, tenant, f"/v1/jobs/{job_id}")["status"] == "cancelled"
 
 
+def test_a_repeated_idempotency_key_replays_the_stream(client):
+    kwargs: dict[str, Any] = {"model": PINNED, "messages": [{"role": "user", "content": "Once, please."}],
+                              "stream": True, "extra_headers": {"Idempotency-Key": "stream-once-1"}}
+    first = list(client.chat.completions.create(**kwargs))
+    again = list(client.chat.completions.create(**kwargs))
+    text = ["".join(c.choices[0].delta.content or "" for c in chunks if c.choices) for chunks in (first, again)]
+    assert text[0] and text[0] == text[1]
+    assert first[-1].model_extra["ainfera"]["job_id"] == again[-1].model_extra["ainfera"]["job_id"]
+
+
 def test_stream_with_respond_async_is_refused(system, tenant):
     r = httpx.post(f"{system.base_url}/v1/chat/completions", timeout=10,
                    headers={"authorization": f"Bearer {tenant['api_key']}", "prefer": "respond-async"},
