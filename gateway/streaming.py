@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway.deps import GatewayState
 from gateway.idempotency import NO_KEY, Binder
@@ -65,46 +66,50 @@ async def submit_streaming(st: GatewayState, job: DispatchJob, *, include_usage:
         if first.kind is Kind.CHUNK:
             headers["x-ainfera-model"] = str(orjson.loads(first.data).get("model", ""))
         handed_on = True
-        return StreamingResponse(_relay(st, job_id, first, messages), media_type="text/event-stream",
-                                 headers=headers)
+        return RelayedStream(st, job_id, first, messages, headers=headers)
     finally:
         if not handed_on:
             st.waiters.close_stream(job_id)
 
 
-async def _relay(st: GatewayState, job_id: str, first: StreamMessage,
-                 messages: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
-    """The events of one stream. When the caller disconnects, Starlette cancels this generator;
-    the `finally` then tells the worker, from a task of its own (this one is being cancelled)."""
-    ended = False
-    expected, message = 0, first
-    try:
+class RelayedStream(StreamingResponse):
+    """The events of one stream. Cleanup runs however the response ends, even when the caller left
+    before its first byte (Starlette then never starts the body): the stream's queue is dropped,
+    and unless the worker ended the stream itself, it is told to stop (`cancel_stream`)."""
+
+    def __init__(self, st: GatewayState, job_id: str, first: StreamMessage, messages: asyncio.Queue[bytes], *,
+                 headers: dict[str, str]) -> None:
+        self._st, self._job_id = st, job_id
+        self._ended_by_worker = False
+        super().__init__(self._events(first, messages), media_type="text/event-stream", headers=headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._st.waiters.close_stream(self._job_id)
+            if not self._ended_by_worker:
+                self._st.spawn(cancel_stream(self._st.res.redis, self._job_id))
+
+    async def _events(self, first: StreamMessage, messages: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
+        expected, message = 0, first
         while True:
             if message.seq != expected:
-                ended = True
-                yield _interrupted(job_id)
+                yield _interrupted(self._job_id)  # a message was lost: the worker is told to stop
                 return
             expected += 1
             if message.kind is Kind.CHUNK:
                 yield sse(message.data)
-            elif message.kind is Kind.DONE:
-                ended = True
-                yield DONE
+            else:
+                # DONE, or an error after the first chunk (FAILED_BEFORE_START cannot follow one).
+                self._ended_by_worker = True
+                yield DONE if message.kind is Kind.DONE else sse(message.data)
                 return
-            else:  # an error after the first chunk (FAILED_BEFORE_START cannot follow one)
-                ended = True
-                yield sse(message.data)
-                return
-            following = await _next(messages, st.res.settings.sync_wait_timeout_s)
+            following = await _next(messages, self._st.res.settings.sync_wait_timeout_s)
             if following is None:
-                ended = True
-                yield _interrupted(job_id)
+                yield _interrupted(self._job_id)
                 return
             message = following
-    finally:
-        st.waiters.close_stream(job_id)
-        if not ended:
-            st.spawn(cancel_stream(st.res.redis, job_id))
 
 
 async def _next(messages: asyncio.Queue[bytes], timeout_s: float) -> StreamMessage | None:
@@ -123,6 +128,7 @@ async def _without_live_chunks(st: GatewayState, job_id: str, *, include_usage: 
     done = Outcome.from_row(row) if row is not None else None
     if done is not None:
         return replayed_stream(done, job_id, include_usage=include_usage)
+    st.spawn(cancel_stream(st.res.redis, job_id))  # nobody will read what it streams now
     raise GatewayTimeout(f"The stream did not start within {st.res.settings.sync_wait_timeout_s:g} s. It may still "
                          f"complete; GET /v1/jobs/{job_id} shows its outcome.")
 

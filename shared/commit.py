@@ -32,7 +32,7 @@ from shared.logging import get_logger
 from shared.queue.names import HELD_PREFIX
 from shared.receipts.build import receipt_of
 from shared.receipts.call import CallRecord, charge_of
-from shared.receipts.response import response_body
+from shared.receipts.response import reported_params, response_body
 from shared.receipts.types import Receipt
 from shared.resources import Resources
 
@@ -86,7 +86,8 @@ def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UU
     charge = charge_of(call)
     requested = request.model if request else ""
     status, body = response_body(call, job_id=job_id, receipt_id=receipt_id, requested_model=requested,
-                                 charge=charge, now=now)
+                                 charge=charge, now=now, legacy_functions=bool(request and request.functions),
+                                 dropped_params=reported_params(request, call))
     receipt = receipt_of(call, job_id=job_id, tenant_id=tenant_id, request=request, receipt_id=receipt_id,
                          charge=charge, latency_ms=latency_ms, now=now)
     sig = res.signer.signature_of(receipt.public())

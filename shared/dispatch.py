@@ -218,6 +218,7 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
     if target is not None:
         call.relayed_chunks = target.relayed
     call.completion = result.completion
+    call.dropped = result.dropped
     call.attempts += result.attempts
     call.upstream_latency_ms = round(result.latency_ms)
 

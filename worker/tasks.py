@@ -99,7 +99,8 @@ def stream_relay(res: Resources, job: DispatchJob) -> StreamRelay | None:
         return None
     options = job.request.stream_options
     return StreamRelay(res.redis, job.reply_to, job.job_id, created=int(job.submitted_at.timestamp()),
-                       include_usage=bool(options and options.include_usage))
+                       include_usage=bool(options and options.include_usage),
+                       legacy_functions=bool(job.request.functions))
 
 
 async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:

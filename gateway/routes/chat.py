@@ -17,13 +17,14 @@ from gateway.responses import JSONResponse
 from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
-from shared.chat.request import ChatCompletionRequest, validate_chat_request
+from shared.chat.request import ChatCompletionRequest, upstream_body, validate_chat_request
 from shared.db.jobs import job_outcome
 from shared.db.types import Connection
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.job_queue import submit_async
 from shared.jobs import DispatchJob, JobKind, Outcome
+from shared.providers.params import needed_features, unservable
 from shared.queue.enqueue import job_known
 from shared.routing.plan import pinned_model
 from shared.routing.policy import TenantPolicy
@@ -37,6 +38,11 @@ def check_model(catalog: Catalog, req: ChatCompletionRequest, policy: TenantPoli
         return
     model = pinned_model(catalog, req.model)
     policy.check_pinned(model)
+    provider = catalog.providers[model.provider]
+    for feature, why in unservable(provider.name, provider.wire_format, needed_features(upstream_body(req))).items():
+        raise InvalidRequest(f"'{model.slug}' cannot serve {feature!r}: {why}. Use a model that can, or "
+                             "ainfera-auto, which only routes to such models.", code="unsupported_parameter",
+                             param=feature)
     cap = req.output_cap
     if cap is not None and model.max_output_tokens is not None and cap > model.max_output_tokens:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -59,6 +65,9 @@ def outcome_response(outcome: Outcome) -> JSONResponse:
             headers[header] = str(meta[key])
     if outcome.body.get("model"):
         headers["x-ainfera-model"] = str(outcome.body["model"])
+    dropped = meta.get("dropped_params")
+    if dropped:
+        headers["x-ainfera-dropped-params"] = ", ".join(dropped)
     return JSONResponse(outcome.body, status_code=outcome.http_status, headers=headers)
 
 
@@ -78,8 +87,9 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
     data = await read_json(request, st.res.settings.max_request_bytes)
 
     async def handle(binder: Binder) -> Response:
-        req = validate_chat_request(data)
-        check_model(st.res.catalog.current, req, TenantPolicy.from_json(owner.tenant.spend_policy))
+        policy = TenantPolicy.from_json(owner.tenant.spend_policy)
+        req = validate_chat_request(data, strict=policy.strict_params)
+        check_model(st.res.catalog.current, req, policy)
         jid = new_job_id()
         if req.stream and wants_async(request):
             raise InvalidRequest("stream cannot be combined with Prefer: respond-async: an asynchronous job is "

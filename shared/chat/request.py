@@ -1,9 +1,14 @@
 """Validation of a chat-completions request body: the one place its rules live.
 
-The gateway validates at the edge (and `POST /v1/routing/explain` reuses this); the
-worker receives the validated dict. OpenAI's convention is kept: an unrecognised
-argument is a 400 naming it, so a field that tries to choose the upstream URL or key
-can never reach a provider. `routing_hint` is our one extension.
+The fields and their types are those of OpenAI's Chat Completions API, checked on 2026-12-03
+against the request type of the official `openai` Python SDK 3.57.0
+(`openai/types/chat/completion_create_params.py`, generated from OpenAI's API specification).
+`routing_hint` is our one extension.
+
+An unknown top-level field is accepted, kept with the request (`unknown_params`) and never
+forwarded: `upstream_body` takes declared fields only, so no field the gateway did not declare
+can reach a provider. A tenant whose policy says `strict_params` gets OpenAI's 400 instead.
+Fields that try to choose the upstream URL, host or key are refused whatever the policy.
 """
 
 from __future__ import annotations
@@ -99,20 +104,27 @@ class Message(_Open):
         return v
 
 
+class FunctionChoice(_Open):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class ChatCompletionRequest(_Strict):
+    # Unknown top-level fields are kept (model_extra) to be reported, and never forwarded.
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
+
     model: Annotated[str, Field(min_length=1, max_length=256)]
     messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
     max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    n: Literal[1] | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: dict[str, Any] | None = None
@@ -120,11 +132,23 @@ class ChatCompletionRequest(_Strict):
     tools: Annotated[list[Tool], Field(max_length=512)] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    functions: Annotated[list[FunctionDefinition], Field(min_length=1, max_length=128)] | None = None  # legacy
+    function_call: Literal["none", "auto"] | FunctionChoice | None = None  # legacy
     user: Annotated[str, Field(max_length=512)] | None = None
-    metadata: dict[str, str] | None = None
+    safety_identifier: Annotated[str, Field(max_length=64)] | None = None
+    prompt_cache_key: Annotated[str, Field(max_length=1024)] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    metadata: Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)] | None = None
     store: bool | None = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
-    service_tier: str | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast"] | None = None
+    modalities: Annotated[list[Literal["text", "audio"]], Field(max_length=2)] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
     routing_hint: RoutingHint | None = None
 
     @property
@@ -134,6 +158,15 @@ class ChatCompletionRequest(_Strict):
     @property
     def output_cap(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def unknown_params(self) -> list[str]:
+        """Top-level fields OpenAI's API does not have: accepted, reported, never forwarded."""
+        return sorted(self.model_extra or ())
+
+    @property
+    def wants_audio(self) -> bool:
+        return self.audio is not None or "audio" in (self.modalities or ())
 
 
 def parse_body(raw: bytes) -> Any:
@@ -151,8 +184,9 @@ def parse_body(raw: bytes) -> Any:
     return data
 
 
-def validate_chat_request(data: Any) -> ChatCompletionRequest:
-    """Validate a parsed body; errors name the offending field, OpenAI style.
+def validate_chat_request(data: Any, *, strict: bool = False) -> ChatCompletionRequest:
+    """Validate a parsed body; errors name the offending field, OpenAI style. `strict` refuses
+    unknown fields as OpenAI does; otherwise they are kept, to be reported and not forwarded.
 
     `data` has passed `check_storable` already: `parse_body` checks a request body and
     `shared.batches.lines.validate_line` a batch line's, so it is not walked twice.
@@ -160,13 +194,16 @@ def validate_chat_request(data: Any) -> ChatCompletionRequest:
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
     for name in data:
-        if name not in ChatCompletionRequest.model_fields:
-            hint = " Upstream URLs and keys are chosen by the catalog, never by the request." if (
-                name.lower() in _STEERING_FIELDS
-            ) else ""
-            raise InvalidRequest(
-                f"Unrecognized request argument supplied: {name}.{hint}", code="unknown_parameter", param=name
-            )
+        if name in ChatCompletionRequest.model_fields:
+            continue
+        if name.lower() in _STEERING_FIELDS:
+            raise InvalidRequest(f"Unrecognized request argument supplied: {name}. Upstream URLs and keys are "
+                                 "chosen by the catalog, never by the request.", code="unknown_parameter", param=name)
+        if strict:
+            raise InvalidRequest(f"Unrecognized request argument supplied: {name}", code="unknown_parameter",
+                                 param=name)
+    if data.get("functions") is not None and data.get("tools") is not None:
+        raise InvalidRequest("Send tools or the legacy functions, not both.", code="invalid_value", param="functions")
     if data.get("stream_options") is not None and data.get("stream") is not True:
         # OpenAI's answer, word for word (quoted in github.com/BerriAI/litellm/issues/5803).
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
@@ -198,6 +235,20 @@ def _trim_union_loc(loc: str) -> str:
     return ".".join(kept) or loc
 
 
+_FORWARDABLE = frozenset(ChatCompletionRequest.model_fields) - {"routing_hint"}
+
+
 def upstream_body(req: ChatCompletionRequest) -> dict[str, Any]:
-    """What the adapters receive: the caller's fields as sent, minus our extension."""
-    return req.model_dump(exclude_unset=True, exclude={"routing_hint"}, mode="json")
+    """What the adapters receive: the caller's declared fields as sent (never an unknown one, never
+    our extension), the legacy `functions` / `function_call` as the `tools` / `tool_choice` every
+    provider takes (`shared/chat/functions.py` turns the answer back)."""
+    body = req.model_dump(exclude_unset=True, include=set(_FORWARDABLE), mode="json")
+    functions = body.pop("functions", None)
+    call = body.pop("function_call", None)
+    if functions is not None:
+        body["tools"] = [{"type": "function", "function": f} for f in functions]
+    if isinstance(call, dict):
+        body["tool_choice"] = {"type": "function", "function": {"name": call["name"]}}
+    elif call is not None:
+        body["tool_choice"] = call
+    return body

@@ -83,6 +83,7 @@ class AnthropicMessagesAdapter:
         # Cached prompt tokens are reported apart from input_tokens; they are still prompt tokens.
         for cached in ("cache_creation_input_tokens", "cache_read_input_tokens"):
             input_tokens += token_count(usage.get(cached)) or 0
+        details = cache_details(usage)
         upstream_id = data.get("id")
         upstream_model = data.get("model")
         return Completion(
@@ -91,6 +92,7 @@ class AnthropicMessagesAdapter:
             output_tokens=output_tokens,
             upstream_id=upstream_id if isinstance(upstream_id, str) else None,
             upstream_model=upstream_model if isinstance(upstream_model, str) else None,
+            usage_details=details,
         )
 
 
@@ -111,6 +113,16 @@ def classify_anthropic_error(status: int, headers: Mapping[str, str], content: b
     return classify(status, headers, UpstreamFault(message, code, model_not_found))
 
 
+def cache_details(usage: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic's cache reads as OpenAI's `prompt_tokens_details.cached_tokens`, and its cache
+    writes under our own `cache_write_tokens` there (OpenAI has no such count)."""
+    read = token_count(usage.get("cache_read_input_tokens")) or 0
+    written = token_count(usage.get("cache_creation_input_tokens")) or 0
+    if not read and not written:
+        return {}
+    return {"prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written}}
+
+
 class AnthropicStreamReader:
     """Anthropic's stream events (docs.anthropic.com/en/docs/build-with-claude/streaming) as OpenAI
     chunk choices: message_start gives the role, text_delta content, a tool_use block and its
@@ -126,6 +138,7 @@ class AnthropicStreamReader:
         self._id: str | None = None
         self._model: str | None = None
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
+        self._details: dict[str, Any] = {}
         self._stopped = False
 
     def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
@@ -171,6 +184,7 @@ class AnthropicStreamReader:
         if not isinstance(usage, dict):
             return
         if token_count(usage.get("input_tokens")) is not None:
+            self._details = cache_details(usage)
             cached = sum(token_count(usage.get(k)) or 0 for k in ("cache_creation_input_tokens",
                                                                     "cache_read_input_tokens"))
             self._input_tokens = (token_count(usage.get("input_tokens")) or 0) + cached
@@ -196,6 +210,7 @@ class AnthropicStreamReader:
             upstream_model=self._model,
             usage_estimated=estimated,
             streamed=True,
+            usage_details=self._details,
         )
 
 

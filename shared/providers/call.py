@@ -14,6 +14,7 @@ import httpx
 from shared.catalog.types import Model, Provider
 from shared.catalog.urls import chat_url, route_via
 from shared.errors import ProviderNotConfigured
+from shared.providers.params import forwardable
 from shared.providers.registry import adapter_for
 from shared.providers.stream import StreamTarget
 from shared.providers.transport import RetryPolicy, UpstreamResult, send
@@ -67,6 +68,7 @@ async def call_model(
     `stream`, ask for a streamed answer and hand its pieces to the target as they come."""
     url = route_via(provider_url(provider), settings.upstream_override)
     adapter = adapter_for(provider.wire_format)
+    body, dropped = forwardable(provider.name, provider.wire_format, body)
     build = adapter.build_stream if stream is not None else adapter.build
     request = build(url=url, api_key=provider_credential(settings, provider),
                     upstream_model=model.upstream_model, body=body)
@@ -75,4 +77,5 @@ async def call_model(
         policy = dataclasses.replace(policy, deadline_s=min(policy.deadline_s, deadline_s))
     if max_retries is not None:
         policy = dataclasses.replace(policy, max_retries=max_retries)
-    return await send(http, adapter, request, policy=policy, stream=stream)
+    result = await send(http, adapter, request, policy=policy, stream=stream)
+    return dataclasses.replace(result, dropped=tuple(dropped))

@@ -85,6 +85,9 @@ class OpenAIChatAdapter:
             output_tokens=completion_tokens,
             upstream_id=upstream_id if isinstance(upstream_id, str) else None,
             upstream_model=upstream_model if isinstance(upstream_model, str) else None,
+            usage_details=usage_details(usage),
+            system_fingerprint=_text(data.get("system_fingerprint")),
+            service_tier=_text(data.get("service_tier")),
         )
 
 
@@ -99,6 +102,8 @@ class OpenAIStreamReader:
         self._usage: dict[str, Any] | None = None
         self._id: str | None = None
         self._model: str | None = None
+        self._fingerprint: str | None = None
+        self._tier: str | None = None
         self._done = False
 
     def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
@@ -110,6 +115,8 @@ class OpenAIStreamReader:
             raise classify_openai_error(_stream_error_status(chunk["error"]), {}, data.encode())
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
+        self._fingerprint = self._fingerprint or _text(chunk.get("system_fingerprint"))
+        self._tier = self._tier or _text(chunk.get("service_tier"))
         self._id = self._id or (chunk["id"] if isinstance(chunk.get("id"), str) else None)
         self._model = self._model or (chunk["model"] if isinstance(chunk.get("model"), str) else None)
         choices = chunk.get("choices")
@@ -140,7 +147,20 @@ class OpenAIStreamReader:
             upstream_model=self._model,
             usage_estimated=estimated,
             streamed=True,
+            usage_details=usage_details(usage),
+            system_fingerprint=self._fingerprint,
+            service_tier=self._tier,
         )
+
+
+def usage_details(usage: dict[str, Any]) -> dict[str, Any]:
+    """The detail objects of an OpenAI usage block, kept as sent (cached and reasoning tokens)."""
+    names = ("prompt_tokens_details", "completion_tokens_details")
+    return {k: usage[k] for k in names if isinstance(usage.get(k), dict)}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _stream_error_status(error: dict[str, Any]) -> int:

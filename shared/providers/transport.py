@@ -102,6 +102,7 @@ class UpstreamResult:
     attempts: int
     latency_ms: float
     elapsed_ms: float
+    dropped: tuple[str, ...] = ()  # request fields this provider was not sent (`shared/providers/params.py`)
 
 
 def create_http_client(settings: Settings) -> httpx.AsyncClient:

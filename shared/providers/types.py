@@ -39,6 +39,11 @@ class Completion:
     upstream_model: str | None
     usage_estimated: bool = False  # a stream that reported no usage: tokens counted from what was streamed
     streamed: bool = False
+    # Kept as the provider sent them, in OpenAI's shapes: `prompt_tokens_details` (cached tokens),
+    # `completion_tokens_details` (reasoning tokens); and the answer's system_fingerprint, service_tier.
+    usage_details: dict[str, Any] = field(default_factory=dict, repr=False)
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
 
     @property
     def finish_reason(self) -> str | None:

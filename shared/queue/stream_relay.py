@@ -27,6 +27,7 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.chat.chunks import chunk, closing_chunks, replay_chunks
+from shared.chat.functions import as_legacy_functions
 from shared.jobs import Outcome
 from shared.providers.stream import StreamCancelled
 from shared.queue.names import stream_cancel_key
@@ -69,15 +70,19 @@ class StreamRelay:
     finishes a choice: it is held until the job is committed, so the `ainfera` block (receipt,
     cost) can ride on the stream's last chunk."""
 
-    def __init__(self, redis: Redis, reply_to: str, job_id: str, *, created: int, include_usage: bool) -> None:
+    def __init__(self, redis: Redis, reply_to: str, job_id: str, *, created: int, include_usage: bool,
+                 legacy_functions: bool = False) -> None:
         self._redis, self._reply_to, self._job_id = redis, reply_to, job_id
         self._created, self._include_usage = created, include_usage
+        self._legacy_functions = legacy_functions
         self._seq = 0
         self._held: list[dict[str, Any]] = []
         self.chunks_sent = 0
 
     async def chunk(self, model: str, choices: list[dict[str, Any]]) -> None:
         """Relay one upstream chunk's choices; `StreamCancelled` when nobody listens any more."""
+        if self._legacy_functions:
+            choices = as_legacy_functions(choices, key="delta")
         if any(c.get("finish_reason") is not None for c in choices):
             self._held.extend(choices)
             return

@@ -29,6 +29,7 @@ class CallRecord:
     fallbacks: list[dict[str, Any]] = field(default_factory=list)  # candidates that failed before
     cancelled: bool = False  # the caller left a streamed call (`error` says so too)
     relayed_chunks: int = 0  # of a streamed call: chunks the caller was sent before it ended
+    dropped: tuple[str, ...] = ()  # request fields the answering provider was not sent
 
     @property
     def succeeded(self) -> bool:

@@ -6,12 +6,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.chat.functions import as_legacy_functions
+from shared.chat.request import ChatCompletionRequest
 from shared.receipts.call import CallRecord, Charge
 from shared.receipts.types import money
 
 
+def reported_params(request: ChatCompletionRequest | None, call: CallRecord) -> list[str]:
+    """Every request field that did not reach the provider as sent: unknown fields (never
+    forwarded), the legacy functions fields (sent as tools), and what the provider does not take."""
+    if request is None:
+        return []
+    translated = [f"{name}->{to}" for name, to in (("functions", "tools"), ("function_call", "tool_choice"))
+                  if getattr(request, name) is not None]
+    return [*request.unknown_params, *translated, *call.dropped]
+
+
 def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_model: str, charge: Charge,
-                  now: datetime) -> tuple[int, dict[str, Any]]:
+                  now: datetime, legacy_functions: bool = False,
+                  dropped_params: list[str] | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, body). `model` names the canonical slug, never the upstream name."""
     served, completion = call.served, call.completion
     meta: dict[str, Any] = {
@@ -24,6 +37,8 @@ def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_m
     }
     if served is not None and served.reasoning_effort is not None:
         meta["reasoning_effort"] = served.reasoning_effort  # chosen by ainfera-auto for a latency budget
+    if dropped_params:
+        meta["dropped_params"] = dropped_params
     if call.fallbacks:
         meta["fallbacks"] = call.fallbacks
     if call.decision_log is not None:
@@ -37,11 +52,14 @@ def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_m
         "object": "chat.completion",
         "created": int(now.timestamp()),
         "model": served.model.slug,
-        "choices": completion.choices,
+        "choices": as_legacy_functions(completion.choices) if legacy_functions else completion.choices,
         "usage": {
             "prompt_tokens": completion.input_tokens,
             "completion_tokens": completion.output_tokens,
             "total_tokens": completion.input_tokens + completion.output_tokens,
+            **completion.usage_details,
         },
+        **({"system_fingerprint": completion.system_fingerprint} if completion.system_fingerprint else {}),
+        **({"service_tier": completion.service_tier} if completion.service_tier else {}),
         "ainfera": meta,
     }

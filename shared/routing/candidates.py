@@ -27,6 +27,7 @@ class RouteRequest:
     stack: str | None = None  # routing_hint.stack
     latency_budget_ms: float | None = None  # routing_hint.latency_budget_ms
     reasoning_effort: str | None = None  # the caller's own; never overridden
+    needs: frozenset[str] = frozenset()  # features without which the answer would differ (n > 1, logprobs, audio)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from shared.catalog.types import Catalog, Model
 from shared.chat.request import AUTO_MODELS, ChatCompletionRequest, upstream_body
 from shared.errors import ModelInactive, ModelNotFound
 from shared.providers.call import has_credential
+from shared.providers.params import needed_features
 from shared.routing.candidates import Candidate, RouterConfig, RouteRequest, RoutingStats
 from shared.routing.candidates import evaluate as evaluate_candidate
 from shared.routing.policy import TenantPolicy
@@ -72,6 +73,7 @@ def route_request(request: ChatCompletionRequest) -> RouteRequest:
         stack=hint.stack if hint else None,
         latency_budget_ms=hint.latency_budget_ms if hint else None,
         reasoning_effort=request.reasoning_effort,
+        needs=frozenset(needed_features(body)),
     )
 
 

@@ -29,6 +29,9 @@ class SpendPolicyDocument(BaseModel):
     preferred_providers: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
     banned_slugs: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
     max_cost_per_call_usd: Annotated[float, Field(gt=0)] | None = None
+    # Refuse unknown request fields with 400 (OpenAI's own behaviour) instead of accepting and
+    # reporting them in x-ainfera-dropped-params.
+    strict_params: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class TenantPolicy:
     preferred_providers: frozenset[str] = frozenset()
     banned_slugs: frozenset[str] = frozenset()
     max_cost_per_call_usd: float | None = None
+    strict_params: bool = False
 
     @staticmethod
     def from_json(data: Mapping[str, Any] | None) -> TenantPolicy:
@@ -50,6 +54,7 @@ class TenantPolicy:
             preferred_providers=frozenset(data.get("preferred_providers") or ()),
             banned_slugs=frozenset(data.get("banned_slugs") or ()),
             max_cost_per_call_usd=float(cap) if cap is not None else None,
+            strict_params=data.get("strict_params") is True,
         )
 
     def allows(self, model: Model) -> bool:

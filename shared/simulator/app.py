@@ -26,7 +26,7 @@ from shared.simulator.dialect import Dialect, ParsedRequest, Reply
 from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse_directives
 from shared.simulator.faults import FaultBook
 from shared.simulator.knowledge import Knowledge, ProviderFacts, load_knowledge
-from shared.simulator.openai_dialect import OpenAIDialect
+from shared.simulator.openai_dialect import OpenAIDialect, vendor_refusal
 from shared.simulator.profiles import SKIPPED_HEADER, LatencyPriors
 from shared.simulator.stats import Stats
 
@@ -104,6 +104,8 @@ class SimulatorApp:
         parsed = dialect.parse(payload)
         if isinstance(parsed, Reply):
             return Delivery(parsed)
+        if isinstance(dialect, OpenAIDialect) and (refusal := vendor_refusal(dialect, facts.name, payload)):
+            return Delivery(refusal)
         self.stats.model(parsed.model)
         if parsed.model not in facts.models:
             return Delivery(dialect.model_not_found(parsed.model))

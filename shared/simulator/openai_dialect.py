@@ -188,11 +188,7 @@ class OpenAIDialect:
             "created": int(time.time()),
             "model": request.model,
             "choices": choices,
-            "usage": {
-                "prompt_tokens": request.prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": request.prompt_tokens + completion_tokens,
-            },
+            "usage": _usage(request.prompt_tokens, completion_tokens),
             "system_fingerprint": None,
         }
         return Reply(200, orjson.dumps(body))
@@ -228,9 +224,7 @@ class OpenAIDialect:
                                                    for i in range(request.choices)]}))
         if request.include_usage:
             completion_tokens = answer.completion_tokens * request.choices
-            usage = {"prompt_tokens": request.prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": request.prompt_tokens + completion_tokens}
-            events.append(_event({**head, "choices": [], "usage": usage}))
+            events.append(_event({**head, "choices": [], "usage": _usage(request.prompt_tokens, completion_tokens)}))
         events.append(b"data: [DONE]\n\n")
         return tuple(events)
 
@@ -238,8 +232,38 @@ class OpenAIDialect:
         return Reply(200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0,, }')
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """OpenAI's usage block, with the detail objects it sends (nothing is cached or reasoned here)."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
 def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+# console.groq.com/docs/openai, "Currently Unsupported OpenAI Features": these fields "will result
+# in a 400 error if they are supplied", and "If N is supplied, it must be equal to 1".
+_GROQ_REFUSED = ("logprobs", "logit_bias", "top_logprobs")
+
+
+def vendor_refusal(dialect: OpenAIDialect, provider: str, payload: dict[str, Any]) -> Reply | None:
+    """A vendor's own documented refusal of a field OpenAI itself accepts, or None."""
+    if provider != "groq":
+        return None
+    for name in _GROQ_REFUSED:
+        if payload.get(name) is not None:
+            return dialect.error(400, f"'{name}' is not supported", param=name)
+    if payload.get("n", 1) not in (1, None):
+        return dialect.error(400, "'n' : number must be at most 1", param="n")
+    for index, message in enumerate(payload.get("messages") or ()):
+        if isinstance(message, dict) and "name" in message:
+            return dialect.error(400, f"'messages.{index}' : property 'name' is unsupported",
+                                 param=f"messages[{index}].name")
+    return None
 
 
 def _message_text(message: Mapping[str, Any]) -> tuple[str, int]:

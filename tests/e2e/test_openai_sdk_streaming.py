@@ -134,6 +134,19 @@ def test_a_client_that_disconnects_cancels_the_upstream_call(system, tenant, cli
     assert get(system, tenant, f"/v1/jobs/{job_id}")["status"] == "cancelled"
 
 
+def test_a_client_that_leaves_before_the_first_chunk_still_stops_the_upstream_call(system, tenant):
+    before = sim_streams(system).get("aborted", 0)
+    body = {"model": PINNED, "stream": True,
+            "messages": [{"role": "user", "content": "Slow start. [sim:latency=1500] [sim:chunk-ms=200]"}]}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{system.base_url}/v1/chat/completions", json=body, timeout=httpx.Timeout(10, read=0.5),
+                   headers={"authorization": f"Bearer {tenant['api_key']}"})
+    deadline = time.monotonic() + 15
+    while sim_streams(system).get("aborted", 0) <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim_streams(system).get("aborted", 0) == before + 1
+
+
 def test_a_repeated_idempotency_key_replays_the_stream(client):
     kwargs: dict[str, Any] = {"model": PINNED, "messages": [{"role": "user", "content": "Once, please."}],
                               "stream": True, "extra_headers": {"Idempotency-Key": "stream-once-1"}}

@@ -52,7 +52,12 @@ def test_malformed_json_is_refused(raw, code):
         (bad(routing_hint={"max_cost_usd": "cheap"}), "routing_hint.max_cost_usd"),
         (bad(routing_hint={"latency_budget_ms": 0}), "routing_hint.latency_budget_ms"),
         (bad(routing_hint={"colour": "red"}), "routing_hint.colour"),
-        (bad(n=2), "n"),
+        (bad(n=0), "n"),
+        (bad(n=129), "n"),
+        (bad(reasoning_effort="extreme"), "reasoning_effort"),
+        (bad(verbosity="chatty"), "verbosity"),
+        (bad(logit_bias={"50256": 101}), "logit_bias.50256"),
+        (bad(functions=[{"name": "f"}], tools=[]), "functions"),
         (bad(stream="yes"), "stream"),
         (bad(stream_options={"include_usage": True}), "stream_options"),  # without stream, as OpenAI refuses
         (bad(stream=True, stream_options={"include_usage": "yes"}), "stream_options.include_usage"),
