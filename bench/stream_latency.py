@@ -1,8 +1,9 @@
 """Streaming through the queue against the simulated provider called directly, in one run.
 
 The simulator answers a stream after --ttft-ms to its first event, then one event every
---chunk-ms. For each round, --concurrency streams at once on each path (direct, gateway):
-time to the first content chunk, and the gaps between chunks; "added" is gateway minus direct.
+--chunk-ms. For each round, --concurrency clients on each path (direct, gateway) open one stream
+after another for --seconds: time to the first content chunk, and the gaps between chunks;
+"added" is gateway minus direct.
 Then --open streams held open at once through the gateway (the simulator pacing them slowly),
 counting errors, and the gateway's RSS growth per open stream.
 
@@ -23,6 +24,7 @@ from httpx_sse import aconnect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.proc_cpu import total_cpu_s
 from bench.stack import running_stack
 
 PROMPT = [{"role": "user", "content": "Tell me a story about the sea, in a few sentences please."}]
@@ -56,10 +58,25 @@ async def one_stream(client: httpx.AsyncClient, url: str, body: dict, headers: d
     return first, gaps
 
 
-async def round_of(url: str, body: dict, headers: dict, conc: int) -> tuple[list[float], list[float]]:
+async def round_of(url: str, body: dict, headers: dict, conc: int, seconds: float) -> tuple[list[float], list[float]]:
+    """`conc` clients, each opening one stream after another for `seconds` (steady load, as wrk
+    does for the synchronous bench; each client's first stream is left out: they all start at once)."""
+    firsts: list[float] = []
+    gaps: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        first_one = True
+        while time.perf_counter() < deadline:
+            ttft, chunk_gaps = await one_stream(client, url, body, headers)
+            if not first_one:
+                firsts.append(ttft)
+                gaps.extend(chunk_gaps)
+            first_one = False
+
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=conc + 4)) as client:
-        results = await asyncio.gather(*(one_stream(client, url, body, headers) for _ in range(conc)))
-    return [r[0] for r in results], [g for r in results for g in r[1]]
+        await asyncio.gather(*(client_loop(client) for _ in range(conc)))
+    return firsts, gaps
 
 
 def rss_kb(pid: int) -> int:
@@ -103,6 +120,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--ttft-ms", type=float, default=50)
     ap.add_argument("--chunk-ms", type=float, default=10)
     ap.add_argument("--open", type=int, default=1000)
@@ -120,23 +138,33 @@ def main() -> None:
                         {"Authorization": f"Bearer {stack.api_key}"}),
         }
         for url, body, headers in paths.values():
-            asyncio.run(round_of(url, body, headers, 4))  # warm-up
+            asyncio.run(round_of(url, body, headers, 4, 1))  # warm-up
         ttft: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
         gap: dict[str, list[float]] = {name: [] for name in paths}
+        cpu: dict[str, list[float]] = {"worker": [], "gateway": []}
+        pids = {"worker": stack.worker_pids, "gateway": [stack.gateway_pid]}
         for _ in range(args.rounds):
             for name, (url, body, headers) in paths.items():
-                firsts, gaps = asyncio.run(round_of(url, body, headers, args.concurrency))
+                before = {k: total_cpu_s(v) for k, v in pids.items()}
+                firsts, gaps = asyncio.run(round_of(url, body, headers, args.concurrency, args.seconds))
                 ttft[name].append((pct(firsts, 50), pct(firsts, 99)))
                 gap[name].append(pct(gaps, 50))
+                if name == "gateway":
+                    chunks = len(gaps) + len(firsts)
+                    for k, v in pids.items():
+                        cpu[k].append((total_cpu_s(v) - before[k]) / chunks * 1000)
         med = {name: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
                for name, rs in ttft.items()}
         print(f"simulator: {args.ttft_ms:g} ms to the first event, then one every {args.chunk_ms:g} ms; "
-              f"{args.concurrency} streams at once; medians of {args.rounds} rounds")
+              f"{args.concurrency} clients streaming one after another; medians of {args.rounds} rounds of "
+              f"{args.seconds:g} s")
         print(f"{'path':>8} {'TTFT p50':>9} {'TTFT p99':>9} {'chunk gap p50':>14}")
         for name in paths:
             print(f"{name:>8} {med[name][0]:>9.1f} {med[name][1]:>9.1f} {statistics.median(gap[name]):>14.2f}")
         print(f"{'added':>8} {med['gateway'][0] - med['direct'][0]:>9.1f} {med['gateway'][1] - med['direct'][1]:>9.1f}"
               f" {statistics.median(gap['gateway']) - statistics.median(gap['direct']):>14.2f}")
+        print(f"CPU per relayed chunk (all work of the run divided by chunks): worker "
+              f"{statistics.median(cpu['worker']):.3f} ms, gateway {statistics.median(cpu['gateway']):.3f} ms")
         if args.open:
             url, body, headers = paths["gateway"]
             slow = {**body, "messages": [{"role": "user", "content": PROMPT[0]["content"] + " [sim:chunk-ms=400]"}]}

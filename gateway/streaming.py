@@ -105,7 +105,7 @@ class RelayedStream(StreamingResponse):
                 self._ended_by_worker = True
                 yield DONE if message.kind is Kind.DONE else sse(message.data)
                 return
-            following = await _next(messages, self._st.res.settings.sync_wait_timeout_s)
+            following = await _next(messages, self._st.res.settings.stream_idle_timeout_s)
             if following is None:
                 yield _interrupted(self._job_id)
                 return

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # --- gateway -------------------------------------------------------------------------
     max_request_bytes: int = 4 * 1024 * 1024
     sync_wait_timeout_s: float = 300.0
+    # A stream with no message from its worker for this long ends with an error event (its worker
+    # died, or the relay lost a message). Above the upstream read timeout, after which the worker
+    # itself ends a silent stream.
+    stream_idle_timeout_s: float = 75.0
     api_key_cache_ttl_s: float = 30.0
     # A waiter re-checks Postgres this often in case a completion notice was lost.
     waiter_recheck_s: float = 2.0

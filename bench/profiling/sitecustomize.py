@@ -1,8 +1,9 @@
 """Profile the bulk worker of a bench stack with cProfile, for `bench/profile_compare.py`.
 
 Put this directory first on PYTHONPATH and set PROFILE_DIR: every process started with that
-environment imports this file at start-up, and the one whose command line is a worker serving
-the batch queue profiles itself (CPU clock) and writes `worker-<pid>.prof` there when it exits.
+environment imports this file at start-up, and the one whose command line holds every word of
+PROFILE_ARGS (default `worker,batch`: a worker serving the batch queue) profiles itself (CPU
+clock) and writes `worker-<pid>.prof` there when it exits.
 Call counts per job are exact, so two checkouts can be compared on a machine too noisy for
 CPU seconds to be.
 """
@@ -15,7 +16,8 @@ _out = os.environ.get("PROFILE_DIR")
 if _out:
     with open("/proc/self/cmdline", "rb") as f:
         _argv = f.read().split(b"\0")
-    if b"worker" in _argv and b"batch" in _argv:
+    _wanted = os.environ.get("PROFILE_ARGS", "worker,batch").encode().split(b",")
+    if all(word in _argv for word in _wanted):
         import atexit
         import cProfile
         import time

@@ -204,6 +204,11 @@ def validate_chat_request(data: Any, *, strict: bool = False) -> ChatCompletionR
                                  param=name)
     if data.get("functions") is not None and data.get("tools") is not None:
         raise InvalidRequest("Send tools or the legacy functions, not both.", code="invalid_value", param="functions")
+    for choice, offered in (("tool_choice", "tools"), ("function_call", "functions")):
+        if data.get(choice) is not None and not data.get(offered):
+            # OpenAI's rule and wording for tool_choice; a choice among nothing cannot be honoured.
+            raise InvalidRequest(f"Invalid value for '{choice}': '{choice}' is only allowed when '{offered}' are "
+                                 "specified.", code="invalid_value", param=choice)
     if data.get("stream_options") is not None and data.get("stream") is not True:
         # OpenAI's answer, word for word (quoted in github.com/BerriAI/litellm/issues/5803).
         raise InvalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.",

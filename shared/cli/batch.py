@@ -141,12 +141,14 @@ def submit(base_url: str, api_key: str, path: Path, *, wait: bool, metadata: dic
         except KeyboardInterrupt:
             raise CliError(f"interrupted while creating the batch for {f['id']}: it may exist (see GET /v1/batches); "
                            "a retry with the same --idempotency-key cannot create it twice", EXIT_INTERRUPTED) from None
-        _say(f"batch {batch['id']} created from {f['id']} ({_counts(batch)[2]} requests)")
+        created = f"batch {batch['id']} created from {f['id']} ({_counts(batch)[2]} requests)"
         if not wait:
+            _say(created)
             _print_json(batch)
             return EXIT_OK
         seen = [batch]
         try:
+            _say(created)  # inside the try: a Ctrl-C just after this line still names the batch
             batch = follow(client, batch, console, seen)
         except KeyboardInterrupt:
             _say(f"interrupted: batch {batch['id']} keeps running on the server; "

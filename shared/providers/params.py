@@ -34,9 +34,9 @@ OPENAI_PLATFORM_ONLY = frozenset({
 })
 
 # Fields the Anthropic translation has no equivalent for (docs.anthropic.com/en/api/messages lists
-# no penalties, logit_bias or seed). `user` is translated (metadata.user_id), not dropped.
+# no penalties, logit_bias, seed or output modalities). `user` is translated (metadata.user_id).
 ANTHROPIC_UNTRANSLATED = frozenset({"frequency_penalty", "presence_penalty", "logit_bias", "seed",
-                                    "reasoning_effort"}) | OPENAI_PLATFORM_ONLY
+                                    "reasoning_effort", "modalities"}) | OPENAI_PLATFORM_ONLY
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,3 +185,34 @@ def test_a_batch_completes_once_after_postgres_restarts(tmp_path: Path, postgres
 
         done = wait_until_final(client, auth, batch_id, 60, lambda: open_lines_report(stack, batch_id))
         check_batch_trail(stack, client, auth, tenant_id, done, lines, failing)
+
+
+def test_a_stream_whose_worker_is_killed_ends_with_one_receipt(tmp_path: Path):
+    """SIGKILL the worker in the middle of a streamed job. The caller's stream ends with an error
+    event once nothing comes (the idle timeout); arq delivers the job again after its in-progress
+    key expires, and the new attempt, finding nobody listening, stops at its first chunk: one
+    receipt and one audit event for the job, `cancelled`, and no second full upstream call."""
+    env = {"AINFERA_UPSTREAM_DEADLINE_S": "2", "AINFERA_STREAM_IDLE_TIMEOUT_S": "2"}
+    with system(tmp_path, **env) as (stack, client):
+        _, auth = stack.new_tenant("streamer")
+        body = {"model": "deepseek-v4-flash@deepinfra", "stream": True,
+                "messages": [{"role": "user", "content": "A long story please. [sim:chunk-ms=300]"}]}
+        events: list[str] = []
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=auth) as response:
+            assert response.status_code == 200
+            job_id = response.headers["x-ainfera-job-id"]
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line)
+                    if len(events) == 2:
+                        stack.kill("worker-1")
+                        stack.start_worker()
+        assert '"stream_interrupted"' in events[-1] and "[DONE]" not in events[-1]
+        deadline = time.monotonic() + 90  # the in-progress key expires after the job timeout + 10 s
+        while not stack.db("SELECT 1 FROM receipts WHERE job_id = $1", job_id) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1)  # a second receipt, if there were one, would be written by now
+        receipts = stack.db("SELECT status, error_code FROM receipts WHERE job_id = $1", job_id)
+        assert [(r["status"], r["error_code"]) for r in receipts] == [("cancelled", "client_disconnected")]
+        assert len(stack.db("SELECT 1 FROM audit_events WHERE job_id = $1", job_id)) == 1
+        assert stack.db("SELECT status FROM jobs WHERE id = $1", job_id)[0]["status"] == "cancelled"

@@ -42,7 +42,8 @@ def test_every_field_of_the_sdk_request_type_is_declared_here():
 
 
 def test_a_request_with_every_field_validates():
-    req = validate_chat_request({**OK, **EVERY_FIELD})
+    everything = {k: v for k, v in EVERY_FIELD.items() if k != "tool_choice"}  # tool_choice needs tools
+    req = validate_chat_request({**OK, **everything, "tool_choice": None})
     assert req.unknown_params == []
     assert req.reasoning_effort == "xhigh" and req.n == 2
 
@@ -140,3 +141,41 @@ def test_anthropic_is_not_sent_what_it_has_no_equivalent_for():
 ])
 def test_meaning_changing_features_are_refused_where_they_cannot_be_served(provider, wire, body, refused):
     assert set(unservable(provider, wire, needed_features(body))) == refused
+
+
+# Where the Anthropic translation puts an OpenAI field (shared/providers/anthropic_translate.py).
+ANTHROPIC_NAMES = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens", "stop": "stop_sequences",
+                   "user": "metadata", "tool_choice": "tool_choice", "parallel_tool_calls": "tool_choice",
+                   "temperature": "temperature", "top_p": "top_p", "tools": "tools", "messages": "messages",
+                   "model": "model"}
+PROVIDERS = [("openai", WireFormat.OPENAI_CHAT), ("deepinfra", WireFormat.OPENAI_CHAT),
+             ("groq", WireFormat.OPENAI_CHAT), ("anthropic", WireFormat.ANTHROPIC_MESSAGES)]
+WEATHER = {"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(("provider", "wire"), PROVIDERS)
+@pytest.mark.parametrize("field", sorted(set(EVERY_FIELD) - {"stream", "stream_options"}))
+def test_no_field_is_dropped_silently(provider, wire, field):
+    """Each field reaches the provider (under its own name or its translation), is reported as
+    dropped, or makes the request refused for a provider that cannot serve it; never lost unseen."""
+    extra: dict = {"tools": [WEATHER]} if field in ("tool_choice", "parallel_tool_calls") else {}
+    if field == "function_call":
+        extra["functions"] = EVERY_FIELD["functions"]
+    if field == "top_logprobs":
+        extra["logprobs"] = True
+    req = validate_chat_request({**OK, **extra, field: EVERY_FIELD[field]})
+    body = upstream_body(req)
+    if unservable(provider, wire, needed_features(body)):
+        return  # refused with 400 for a pinned model; ainfera-auto routes elsewhere
+    sent_body, dropped = forwardable(provider, wire, body)
+    adapter = AnthropicMessagesAdapter() if wire is WireFormat.ANTHROPIC_MESSAGES else OpenAIChatAdapter()
+    try:
+        sent = orjson.loads(adapter.build(url="https://x", api_key="k", upstream_model="m", body=sent_body).body)
+    except InvalidRequest as e:
+        assert e.param  # refused by the translation, naming the field
+        return
+    for name in body:
+        if name in dropped:
+            continue
+        expected = ANTHROPIC_NAMES.get(name) if wire is WireFormat.ANTHROPIC_MESSAGES else name
+        assert expected is not None and expected in sent, f"{name} was neither sent, translated nor reported"
