@@ -17,16 +17,15 @@ from gateway.responses import JSONResponse
 from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
 from shared.catalog.types import Catalog
-from shared.chat.request import ChatCompletionRequest, upstream_body, validate_chat_request
+from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.db.jobs import job_outcome
 from shared.db.types import Connection
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.job_queue import submit_async
 from shared.jobs import DispatchJob, JobKind, Outcome
-from shared.providers.params import needed_features, unservable
 from shared.queue.enqueue import job_known
-from shared.routing.plan import pinned_model
+from shared.routing.plan import check_servable, pinned_model, route_request
 from shared.routing.policy import TenantPolicy
 
 router = APIRouter()
@@ -38,11 +37,7 @@ def check_model(catalog: Catalog, req: ChatCompletionRequest, policy: TenantPoli
         return
     model = pinned_model(catalog, req.model)
     policy.check_pinned(model)
-    provider = catalog.providers[model.provider]
-    for feature, why in unservable(provider.name, provider.wire_format, needed_features(upstream_body(req))).items():
-        raise InvalidRequest(f"'{model.slug}' cannot serve {feature!r}: {why}. Use a model that can, or "
-                             "ainfera-auto, which only routes to such models.", code="unsupported_parameter",
-                             param=feature)
+    check_servable(catalog, model, route_request(req).needs)
     cap = req.output_cap
     if cap is not None and model.max_output_tokens is not None and cap > model.max_output_tokens:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"

@@ -13,9 +13,9 @@ from typing import Any
 
 from shared.catalog.types import Catalog, Model
 from shared.chat.request import AUTO_MODELS, ChatCompletionRequest, upstream_body
-from shared.errors import ModelInactive, ModelNotFound
+from shared.errors import InvalidRequest, ModelInactive, ModelNotFound
 from shared.providers.call import has_credential
-from shared.providers.params import needed_features
+from shared.providers.params import needed_features, unservable
 from shared.routing.candidates import Candidate, RouterConfig, RouteRequest, RoutingStats
 from shared.routing.candidates import evaluate as evaluate_candidate
 from shared.routing.policy import TenantPolicy
@@ -88,6 +88,16 @@ def pinned_model(catalog: Catalog, slug: str) -> Model:
     return model
 
 
+def check_servable(catalog: Catalog, model: Model, needs: frozenset[str]) -> None:
+    """Refuse a pinned model that cannot serve a feature the request needs (n > 1, logprobs, audio):
+    400 naming the field and the model, before any provider is called."""
+    provider = catalog.providers[model.provider]
+    for feature, why in unservable(provider.name, provider.wire_format, needs).items():
+        raise InvalidRequest(f"'{model.slug}' cannot serve {feature!r}: {why}. Use a model that can, or "
+                             "ainfera-auto, which only routes to such models.", code="unsupported_parameter",
+                             param=feature)
+
+
 def plan_request(
     request: ChatCompletionRequest,
     catalog: Catalog,
@@ -107,6 +117,7 @@ def plan_request(
         return Plan(decision.ranked[: 1 + settings.max_fallbacks], decision.log, auto=True)
     model = pinned_model(catalog, slug)
     policy.check_pinned(model)
+    check_servable(catalog, model, req.needs)
     cand = evaluate_candidate(model, catalog.providers[model.provider], req, stats, config)
     log = {"ruleset": RULESET, "pinned": True, "chosen": slug, "reason": "the request names this model",
            "top": [cand.summary()]}

@@ -9,13 +9,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from shared.catalog.types import WireFormat
+from shared.catalog.types import Catalog, WireFormat
 from shared.chat.functions import as_legacy_functions
 from shared.chat.request import ChatCompletionRequest, upstream_body, validate_chat_request
 from shared.errors import InvalidRequest
 from shared.providers.anthropic_messages import AnthropicMessagesAdapter
 from shared.providers.openai_chat import OpenAIChatAdapter
 from shared.providers.params import OPENAI_PLATFORM_ONLY, forwardable, needed_features, unservable
+from shared.routing.candidates import RoutingStats
+from shared.routing.plan import plan_request
+from shared.routing.policy import TenantPolicy
+from shared.settings import Settings
+from tests.fixtures.catalogs import model as fixture_model
+from tests.fixtures.catalogs import provider as fixture_provider
 
 OK = {"model": "gpt-4o@openai", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -179,3 +185,24 @@ def test_no_field_is_dropped_silently(provider, wire, field):
             continue
         expected = ANTHROPIC_NAMES.get(name) if wire is WireFormat.ANTHROPIC_MESSAGES else name
         assert expected is not None and expected in sent, f"{name} was neither sent, translated nor reported"
+
+
+def _groq_and_openai() -> Catalog:
+    models = [fixture_model("llama@groq", 40, 0.5, 0.8), fixture_model("gpt@openai", 50, 1.0, 4.0)]
+    return Catalog(providers={"groq": fixture_provider("groq"), "openai": fixture_provider("openai")},
+                   models={m.slug: m for m in models})
+
+
+def test_a_pinned_model_that_cannot_serve_n_is_refused_before_any_call():
+    """The worker plans a stored job (async, batch line) the gateway did not check: still a 400."""
+    request = validate_chat_request({**OK, "model": "llama@groq", "n": 2})
+    with pytest.raises(InvalidRequest) as e:
+        plan_request(request, _groq_and_openai(), policy=TenantPolicy(), stats=RoutingStats(), settings=Settings())
+    assert e.value.param == "n" and "llama@groq" in e.value.message
+
+
+def test_ainfera_auto_plans_only_candidates_that_serve_n():
+    request = validate_chat_request({**OK, "model": "ainfera-auto", "n": 2})
+    plan = plan_request(request, _groq_and_openai(), policy=TenantPolicy(), stats=RoutingStats(),
+                        settings=Settings(upstream_override="http://sim"))
+    assert [c.model.slug for c in plan.candidates] == ["gpt@openai"]
