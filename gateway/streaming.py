@@ -57,7 +57,15 @@ async def submit_streaming(st: GatewayState, job: DispatchJob, *, include_usage:
     try:
         await enqueue_waited(st, job, binder)
         first = await _next(messages, st.res.settings.sync_wait_timeout_s)
-        if first is None or first.seq != 0:
+        dropped: list[str] = []
+        if first is not None and first.seq == 0 and first.kind is Kind.HEAD:
+            dropped = orjson.loads(first.data).get("dropped_params") or []
+            first = await _next(messages, st.res.settings.stream_idle_timeout_s)
+            if first is not None and first.seq != 1:
+                first = None
+        elif first is not None and first.seq != 0:
+            first = None
+        if first is None:
             return await _without_live_chunks(st, job_id, include_usage=include_usage)
         if first.kind is Kind.FAILED_BEFORE_START:
             outcome = Outcome.from_message(first.data)
@@ -65,6 +73,8 @@ async def submit_streaming(st: GatewayState, job: DispatchJob, *, include_usage:
         headers = stream_headers(job_id)
         if first.kind is Kind.CHUNK:
             headers["x-ainfera-model"] = str(orjson.loads(first.data).get("model", ""))
+        if dropped:
+            headers["x-ainfera-dropped-params"] = ", ".join(dropped)
         handed_on = True
         return RelayedStream(st, job_id, first, messages, headers=headers)
     finally:
@@ -92,7 +102,7 @@ class RelayedStream(StreamingResponse):
                 self._st.spawn(cancel_stream(self._st.res.redis, self._job_id))
 
     async def _events(self, first: StreamMessage, messages: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
-        expected, message = 0, first
+        expected, message = first.seq, first  # 0, or 1 after the stream's head
         while True:
             if message.seq != expected:
                 yield _interrupted(self._job_id)  # a message was lost: the worker is told to stop
@@ -101,7 +111,7 @@ class RelayedStream(StreamingResponse):
             if message.kind is Kind.CHUNK:
                 yield sse(message.data)
             else:
-                # DONE, or an error after the first chunk (FAILED_BEFORE_START cannot follow one).
+                # DONE, or an error after the first chunk (FAILED_BEFORE_START and HEAD cannot follow one).
                 self._ended_by_worker = True
                 yield DONE if message.kind is Kind.DONE else sse(message.data)
                 return

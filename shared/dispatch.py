@@ -64,8 +64,9 @@ OnCommitted = Callable[[Outcome], Awaitable[None]]
 class StreamOut(Protocol):
     """Where a streamed job's chunks go as they come (the worker's `StreamRelay`)."""
 
-    async def chunk(self, model: str, choices: list[dict[str, Any]]) -> None:
-        """Relay one chunk's choices under the canonical `model`; `StreamCancelled` when the caller left."""
+    async def chunk(self, model: str, choices: list[dict[str, Any]], *, dropped: tuple[str, ...]) -> None:
+        """Relay one chunk's choices under the canonical `model`; `StreamCancelled` when the caller left.
+        `dropped`: the fields the answering provider was not sent, for the stream's headers."""
         ...
 
 
@@ -200,7 +201,8 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
         slug = cand.model.slug
 
         async def relay(choices: list[dict[str, Any]]) -> None:
-            await stream.chunk(slug, choices)
+            assert target is not None
+            await stream.chunk(slug, choices, dropped=target.dropped)
 
         target = StreamTarget(relay, input_tokens_estimate=estimate_input_tokens(body["messages"], body.get("tools")))
     try:

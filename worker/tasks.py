@@ -42,6 +42,7 @@ from shared.logging import get_logger
 from shared.queue.names import ASYNC_CHANNEL
 from shared.queue.notify import notify_done
 from shared.queue.stream_relay import StreamRelay
+from shared.receipts.response import request_reported_params
 from shared.resources import Resources
 from shared.settings import Settings
 from worker.context import resources
@@ -100,7 +101,8 @@ def stream_relay(res: Resources, job: DispatchJob) -> StreamRelay | None:
     options = job.request.stream_options
     return StreamRelay(res.redis, job.reply_to, job.job_id, created=int(job.submitted_at.timestamp()),
                        include_usage=bool(options and options.include_usage),
-                       legacy_functions=bool(job.request.functions))
+                       legacy_functions=bool(job.request.functions),
+                       reported=tuple(request_reported_params(job.request)))
 
 
 async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:

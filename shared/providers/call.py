@@ -69,6 +69,8 @@ async def call_model(
     url = route_via(provider_url(provider), settings.upstream_override)
     adapter = adapter_for(provider.wire_format)
     body, dropped = forwardable(provider.name, provider.wire_format, body)
+    if stream is not None:
+        stream.dropped = tuple(dropped)
     build = adapter.build_stream if stream is not None else adapter.build
     request = build(url=url, api_key=provider_credential(settings, provider),
                     upstream_model=model.upstream_model, body=body)

@@ -130,6 +130,7 @@ class StreamTarget:
     input_tokens_estimate: int
     reader: StreamReader | None = None
     relayed: int = 0
+    dropped: tuple[str, ...] = ()  # request fields this provider is not sent (set before the call)
 
     async def hand_on(self, choices: list[dict[str, Any]]) -> None:
         await self.sink(choices)

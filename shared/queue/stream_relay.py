@@ -12,6 +12,7 @@ call. Pub/sub keeps nothing: a message lost in a reconnect shows as a gap in the
 numbers, and the gateway then ends the stream with an error event rather than splice it.
 
 A message is `<seq> <kind> <data>`:
+- `h`: the stream's head, before its first chunk: `{"dropped_params": [...]}` for the response headers;
 - `c`: a chunk's JSON, sent to the caller as one `data:` event;
 - `e`: the job failed before its first chunk: `Outcome.to_message()`, answered as a plain error;
 - `x`: the job failed after it: the error envelope, sent as OpenAI's in-stream error event;
@@ -44,6 +45,7 @@ return redis.call('EXISTS', KEYS[1])
 
 
 class Kind(bytes, Enum):
+    HEAD = b"h"
     CHUNK = b"c"
     FAILED_BEFORE_START = b"e"
     ERROR_EVENT = b"x"
@@ -78,18 +80,22 @@ class StreamRelay:
     cost) can ride on the stream's last chunk."""
 
     def __init__(self, redis: Redis, reply_to: str, job_id: str, *, created: int, include_usage: bool,
-                 legacy_functions: bool = False) -> None:
+                 legacy_functions: bool = False, reported: tuple[str, ...] = ()) -> None:
         self._redis, self._reply_to, self._job_id = redis, reply_to, job_id
         self._created, self._include_usage = created, include_usage
         self._legacy_functions = legacy_functions
+        self._reported = reported  # what the request itself does not forward (unknown fields, legacy functions)
         self._seq = 0
         self._publish = redis.register_script(_PUBLISH)
         self._cancel_key = stream_cancel_key(job_id)
         self._held: list[dict[str, Any]] = []
         self.chunks_sent = 0
 
-    async def chunk(self, model: str, choices: list[dict[str, Any]]) -> None:
-        """Relay one upstream chunk's choices; `StreamCancelled` when nobody listens any more."""
+    async def chunk(self, model: str, choices: list[dict[str, Any]], *, dropped: tuple[str, ...] = ()) -> None:
+        """Relay one upstream chunk's choices; `StreamCancelled` when nobody listens any more. The
+        first is preceded by the stream's head, with every field the provider was not sent."""
+        if self._seq == 0:
+            await self._send(Kind.HEAD, orjson.dumps({"dropped_params": [*self._reported, *dropped]}))
         if self._legacy_functions:
             choices = as_legacy_functions(choices, key="delta")
         if any(c.get("finish_reason") is not None for c in choices):

@@ -17,9 +17,14 @@ def reported_params(request: ChatCompletionRequest | None, call: CallRecord) -> 
     forwarded), the legacy functions fields (sent as tools), and what the provider does not take."""
     if request is None:
         return []
+    return [*request_reported_params(request), *call.dropped]
+
+
+def request_reported_params(request: ChatCompletionRequest) -> list[str]:
+    """What the request itself does not forward as sent, whichever provider answers."""
     translated = [f"{name}->{to}" for name, to in (("functions", "tools"), ("function_call", "tool_choice"))
                   if getattr(request, name) is not None]
-    return [*request.unknown_params, *translated, *call.dropped]
+    return [*request.unknown_params, *translated]
 
 
 def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_model: str, charge: Charge,

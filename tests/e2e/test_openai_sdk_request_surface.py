@@ -38,6 +38,15 @@ def test_current_sdk_fields_work_and_what_a_vendor_does_not_take_is_reported(cli
     assert resp.model_extra["ainfera"]["dropped_params"] == dropped
 
 
+def test_a_stream_reports_what_was_not_forwarded_in_its_headers_too(client):
+    with client.chat.completions.with_streaming_response.create(
+            model=OTHER_VENDOR, messages=USER, stream=True, prompt_cache_key="k",
+            extra_body={"frobnicate": 1}) as response:
+        assert response.headers["x-ainfera-dropped-params"] == "frobnicate, prompt_cache_key"
+        chunks = list(response.parse())
+    assert chunks[-1].model_extra["ainfera"]["dropped_params"] == ["frobnicate", "prompt_cache_key"]
+
+
 def test_openai_itself_is_sent_its_own_fields_and_n_choices(client):
     raw = client.chat.completions.with_raw_response.create(
         model=OPENAI_MODEL, messages=USER, n=2, prompt_cache_key="k", safety_identifier="s")
