@@ -21,7 +21,7 @@ from shared.providers.classify import (
     token_count,
     try_decode_object,
 )
-from shared.providers.stream import ChoiceAssembler, estimated_tokens
+from shared.providers.stream import AssembledStream
 from shared.providers.types import Completion, UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -123,7 +123,7 @@ def cache_details(usage: dict[str, Any]) -> dict[str, Any]:
     return {"prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written}}
 
 
-class AnthropicStreamReader:
+class AnthropicStreamReader(AssembledStream):
     """Anthropic's stream events (docs.anthropic.com/en/docs/build-with-claude/streaming) as OpenAI
     chunk choices: message_start gives the role, text_delta content, a tool_use block and its
     input_json_delta pieces one `tool_calls` entry, message_delta the finish reason and the output
@@ -131,15 +131,8 @@ class AnthropicStreamReader:
     mid-stream, say) is classified like an error answer."""
 
     def __init__(self, input_tokens_estimate: int) -> None:
-        self._assembler = ChoiceAssembler()
-        self._input_tokens: int | None = None
-        self._input_estimate = input_tokens_estimate
-        self._output_tokens: int | None = None
-        self._id: str | None = None
-        self._model: str | None = None
+        super().__init__(input_tokens_estimate)
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
-        self._details: dict[str, Any] = {}
-        self._stopped = False
 
     def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
         event = decode_object(data.encode(), status=200)
@@ -150,8 +143,8 @@ class AnthropicStreamReader:
         finish: str | None = None
         if kind == "message_start" and isinstance(event.get("message"), dict):
             message = event["message"]
-            self._id = message.get("id") if isinstance(message.get("id"), str) else None
-            self._model = message.get("model") if isinstance(message.get("model"), str) else None
+            self.upstream_id = message.get("id") if isinstance(message.get("id"), str) else None
+            self.upstream_model = message.get("model") if isinstance(message.get("model"), str) else None
             self._usage(message.get("usage"))
             delta = {"role": "assistant", "content": ""}
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
@@ -173,45 +166,23 @@ class AnthropicStreamReader:
             finish = _STOP_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
             delta = {}
         elif kind == "message_stop":
-            self._stopped = True
+            self.ended = True
         if delta is None:
             return None
         choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        self._assembler.add(choices)
+        self.assembler.add(choices)
         return choices
 
     def _usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
         if token_count(usage.get("input_tokens")) is not None:
-            self._details = cache_details(usage)
+            self.usage_details = cache_details(usage)
             cached = sum(token_count(usage.get(k)) or 0 for k in ("cache_creation_input_tokens",
                                                                     "cache_read_input_tokens"))
-            self._input_tokens = (token_count(usage.get("input_tokens")) or 0) + cached
+            self.input_tokens = (token_count(usage.get("input_tokens")) or 0) + cached
         if token_count(usage.get("output_tokens")) is not None:
-            self._output_tokens = token_count(usage.get("output_tokens"))
-
-    @property
-    def output_so_far(self) -> int:
-        return estimated_tokens(self._assembler.chars)
-
-    def completion(self) -> Completion:
-        if not self._stopped and not self._assembler.finished:
-            raise UpstreamMalformed("provider stream ended before the answer did", upstream_status=200)
-        return self.partial()
-
-    def partial(self) -> Completion:
-        estimated = self._input_tokens is None or self._output_tokens is None
-        return Completion(
-            choices=self._assembler.choices(),
-            input_tokens=self._input_estimate if self._input_tokens is None else self._input_tokens,
-            output_tokens=self.output_so_far if self._output_tokens is None else self._output_tokens,
-            upstream_id=self._id,
-            upstream_model=self._model,
-            usage_estimated=estimated,
-            streamed=True,
-            usage_details=self._details,
-        )
+            self.output_tokens = token_count(usage.get("output_tokens"))
 
 
 # The status an error event would have had as an answer (docs.anthropic.com/en/api/errors).

@@ -21,7 +21,7 @@ from shared.providers.classify import (
     token_count,
     try_decode_object,
 )
-from shared.providers.stream import ChoiceAssembler, estimated_tokens
+from shared.providers.stream import AssembledStream
 from shared.providers.types import Completion, UpstreamRequest
 
 # The caller's streaming choice is the gateway's business: the worker asks upstream for a stream
@@ -91,66 +91,32 @@ class OpenAIChatAdapter:
         )
 
 
-class OpenAIStreamReader:
+class OpenAIStreamReader(AssembledStream):
     """OpenAI's chunks pass through as they are; a chunk with an `error` object (how OpenAI
     reports a failure after the stream began: the `openai` SDK raises `APIError` on one) is
     classified like an error answer; the usage chunk (`choices: []`) gives the real counts."""
 
-    def __init__(self, input_tokens_estimate: int) -> None:
-        self._assembler = ChoiceAssembler()
-        self._input_estimate = input_tokens_estimate
-        self._usage: dict[str, Any] | None = None
-        self._id: str | None = None
-        self._model: str | None = None
-        self._fingerprint: str | None = None
-        self._tier: str | None = None
-        self._done = False
-
     def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
         if data.strip() == "[DONE]":
-            self._done = True
+            self.ended = True
             return None
         chunk = decode_object(data.encode(), status=200)
         if isinstance(chunk.get("error"), dict):
             raise classify_openai_error(_stream_error_status(chunk["error"]), {}, data.encode())
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = chunk["usage"]
-        self._fingerprint = self._fingerprint or _text(chunk.get("system_fingerprint"))
-        self._tier = self._tier or _text(chunk.get("service_tier"))
-        self._id = self._id or (chunk["id"] if isinstance(chunk.get("id"), str) else None)
-        self._model = self._model or (chunk["model"] if isinstance(chunk.get("model"), str) else None)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens = token_count(usage.get("prompt_tokens"))
+            self.output_tokens = token_count(usage.get("completion_tokens"))
+            self.usage_details = usage_details(usage)
+        self.system_fingerprint = self.system_fingerprint or _text(chunk.get("system_fingerprint"))
+        self.service_tier = self.service_tier or _text(chunk.get("service_tier"))
+        self.upstream_id = self.upstream_id or _text(chunk.get("id"))
+        self.upstream_model = self.upstream_model or _text(chunk.get("model"))
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices:
             return None
-        self._assembler.add(choices)
+        self.assembler.add(choices)
         return choices
-
-    @property
-    def output_so_far(self) -> int:
-        return estimated_tokens(self._assembler.chars)
-
-    def completion(self) -> Completion:
-        if not self._done and not self._assembler.finished:
-            raise UpstreamMalformed("provider stream ended before the answer did", upstream_status=200)
-        return self.partial()
-
-    def partial(self) -> Completion:
-        usage = self._usage or {}
-        prompt_tokens = token_count(usage.get("prompt_tokens"))
-        completion_tokens = token_count(usage.get("completion_tokens"))
-        estimated = prompt_tokens is None or completion_tokens is None
-        return Completion(
-            choices=self._assembler.choices(),
-            input_tokens=self._input_estimate if prompt_tokens is None else prompt_tokens,
-            output_tokens=self.output_so_far if completion_tokens is None else completion_tokens,
-            upstream_id=self._id,
-            upstream_model=self._model,
-            usage_estimated=estimated,
-            streamed=True,
-            usage_details=usage_details(usage),
-            system_fingerprint=self._fingerprint,
-            service_tier=self._tier,
-        )
 
 
 def usage_details(usage: dict[str, Any]) -> dict[str, Any]:

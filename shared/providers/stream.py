@@ -118,6 +118,46 @@ def estimated_tokens(chars: int) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN)
 
 
+class AssembledStream:
+    """What every reader collects, and the one way it becomes a `Completion`. A reader's `event`
+    fills these fields from its own format; counts left None are estimated from the text."""
+
+    def __init__(self, input_tokens_estimate: int) -> None:
+        self.assembler = ChoiceAssembler()
+        self.input_estimate = input_tokens_estimate
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.usage_details: dict[str, Any] = {}
+        self.upstream_id: str | None = None
+        self.upstream_model: str | None = None
+        self.system_fingerprint: str | None = None
+        self.service_tier: str | None = None
+        self.ended = False  # the format's end marker came ([DONE], message_stop)
+
+    @property
+    def output_so_far(self) -> int:
+        return estimated_tokens(self.assembler.chars)
+
+    def completion(self) -> Completion:
+        if not self.ended and not self.assembler.finished:
+            raise UpstreamMalformed("provider stream ended before the answer did", upstream_status=200)
+        return self.partial()
+
+    def partial(self) -> Completion:
+        return Completion(
+            choices=self.assembler.choices(),
+            input_tokens=self.input_estimate if self.input_tokens is None else self.input_tokens,
+            output_tokens=self.output_so_far if self.output_tokens is None else self.output_tokens,
+            upstream_id=self.upstream_id,
+            upstream_model=self.upstream_model,
+            usage_estimated=self.input_tokens is None or self.output_tokens is None,
+            streamed=True,
+            usage_details=self.usage_details,
+            system_fingerprint=self.system_fingerprint,
+            service_tier=self.service_tier,
+        )
+
+
 Sink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import openai
 import pytest
 from redis import Redis
 
@@ -34,6 +35,10 @@ class System:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=self.env, capture_output=True,
                               text=True, timeout=60, check=False)
+
+    def openai_client(self, api_key: str) -> openai.OpenAI:
+        """The official SDK pointed at the gateway, as its docs configure a base URL (no retries)."""
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0)
 
     def new_tenant(self, name: str = "e2e") -> dict[str, str]:
         out = self.cli("tenant", "create", "--name", name)

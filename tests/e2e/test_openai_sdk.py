@@ -11,7 +11,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def client(system) -> openai.OpenAI:
     tenant = system.new_tenant("sdk")
-    return openai.OpenAI(base_url=f"{system.base_url}/v1", api_key=tenant["api_key"], max_retries=0)
+    return system.openai_client(tenant["api_key"])
 
 
 def test_sdk_chat_completion_with_a_pinned_slug(client):
@@ -52,7 +52,7 @@ def test_sdk_sees_openai_errors(client):
 
 
 def test_sdk_rejects_a_wrong_key(system):
-    bad = openai.OpenAI(base_url=f"{system.base_url}/v1", api_key="sk-ainf-nope", max_retries=0)
+    bad = system.openai_client("sk-ainf-nope")
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
 
@@ -65,5 +65,5 @@ def test_cli_issues_another_key_that_works(system):
 
     key = json.loads(out.stdout)["api_key"]
     assert key != tenant["api_key"]
-    c = openai.OpenAI(base_url=f"{system.base_url}/v1", api_key=key, max_retries=0)
+    c = system.openai_client(key)
     assert c.models.retrieve("ainfera-auto").id == "ainfera-auto"

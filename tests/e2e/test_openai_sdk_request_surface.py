@@ -24,7 +24,7 @@ def tenant(system) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(system, tenant) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{system.base_url}/v1", api_key=tenant["api_key"], max_retries=0)
+    return system.openai_client(tenant["api_key"])
 
 
 def test_current_sdk_fields_work_and_what_a_vendor_does_not_take_is_reported(client):
@@ -81,7 +81,7 @@ def test_a_tenant_with_strict_params_gets_openais_400_for_it(system):
     out = system.cli("tenant", "set-policy", "--tenant", tenant["tenant_id"], "--policy",
                      json.dumps({"strict_params": True}))
     assert out.returncode == 0, out.stderr
-    strict = openai.OpenAI(base_url=f"{system.base_url}/v1", api_key=tenant["api_key"], max_retries=0)
+    strict = system.openai_client(tenant["api_key"])
     deadline = time.monotonic() + 10
     while True:  # the gateway hears of the policy change through a notification
         try:

@@ -28,7 +28,7 @@ def tenant(system) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def client(system, tenant) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{system.base_url}/v1", api_key=tenant["api_key"], max_retries=0)
+    return system.openai_client(tenant["api_key"])
 
 
 def get(system, tenant, path: str) -> Any:
