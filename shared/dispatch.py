@@ -34,6 +34,7 @@ from shared.errors import (
     ClientDisconnected,
     InternalError,
     InvalidRequest,
+    UnsupportedByModel,
     UpstreamError,
     UpstreamRejected,
     UpstreamStreamBroken,
@@ -160,8 +161,11 @@ def _build(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int, 
 
 
 def _may_fall_back(error: UpstreamError) -> bool:
-    """Another provider may succeed where this one failed; not when the request itself was refused,
-    nor once part of a streamed answer reached the caller."""
+    """Another provider may succeed where this one failed; not when the request itself was refused
+    (unless only this model cannot take part of it), nor once part of a streamed answer reached
+    the caller."""
+    if isinstance(error, UnsupportedByModel):
+        return True
     return not isinstance(error, UpstreamRejected | UpstreamStreamBroken)
 
 

@@ -209,6 +209,14 @@ class UpstreamRejected(UpstreamError):
     default_code = "upstream_rejected_request"
 
 
+class UnsupportedByModel(UpstreamRejected):
+    """The model cannot take a field or content part of this request: our translation for its
+    provider has no way to express it, or the provider answered `unsupported_parameter` /
+    `unsupported_value`. Another model may take it, so `ainfera-auto` tries the next candidate."""
+
+    default_code = "unsupported_parameter"
+
+
 class UpstreamMisconfigured(UpstreamError):
     """The catalog row cannot produce a valid upstream URL. Fix the row; retrying will not help."""
 

@@ -3,7 +3,9 @@
 The fields and their types are those of OpenAI's Chat Completions API, checked on 2026-12-03
 against the request type of the official `openai` Python SDK 3.57.0
 (`openai/types/chat/completion_create_params.py`, generated from OpenAI's API specification).
-`routing_hint` is our one extension.
+Two extensions: `routing_hint` (ours), and `thinking` (Anthropic's extended-thinking object, as
+LiteLLM also accepts it on this API): sent to Claude as it is, and mapped to `reasoning_effort`
+for models that take that instead (`shared/providers/normalise.py`).
 
 An unknown top-level field is accepted, kept with the request (`unknown_params`) and never
 forwarded: `upstream_body` takes declared fields only, so no field the gateway did not declare
@@ -17,7 +19,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.errors import InvalidRequest
 from shared.routing.stacks import StackHint
@@ -86,6 +88,19 @@ class StreamOptions(_Open):
     include_usage: bool | None = None  # a last chunk with the usage, `choices: []`
 
 
+class Thinking(_Open):
+    """Anthropic's `thinking` (docs.anthropic.com, extended thinking): a token budget, adaptive, or off."""
+
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: Annotated[int, Field(ge=1024, le=MAX_TOKENS_LIMIT)] | None = None
+
+    @model_validator(mode="after")
+    def _budget_when_enabled(self) -> Thinking:
+        if self.type == "enabled" and self.budget_tokens is None:
+            raise ValueError("thinking of type 'enabled' needs budget_tokens")
+        return self
+
+
 class Message(_Open):
     # Messages carry vendor fields we pass through (name, tool_call_id, ...).
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -149,6 +164,7 @@ class ChatCompletionRequest(_Strict):
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
     moderation: dict[str, Any] | None = None
+    thinking: Thinking | None = None
     routing_hint: RoutingHint | None = None
 
     @property

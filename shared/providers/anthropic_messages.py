@@ -1,7 +1,8 @@
 """The adapter for Anthropic's Messages API: OpenAI chat-completions in, OpenAI shapes out.
 
 The request is translated in `anthropic_translate.py`. Response: text blocks are joined,
-`tool_use` blocks become `tool_calls`, stop reasons map to finish reasons.
+`tool_use` blocks become `tool_calls`, stop reasons map to finish reasons; a call of the forced
+structured-output tool becomes the answer's text, finished with "stop", as OpenAI gives JSON.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from typing import Any
 
 import orjson
 
+from shared.catalog.param_rules import rules_for
 from shared.errors import ProviderNotConfigured, UpstreamError, UpstreamMalformed
-from shared.providers.anthropic_translate import to_anthropic
+from shared.providers.anthropic_translate import (
+    STRUCTURED_OUTPUTS_BETA,
+    STRUCTURED_TOOL,
+    needs_structured_outputs_beta,
+    to_anthropic,
+)
 from shared.providers.classify import (
     UpstreamFault,
     classify,
@@ -58,7 +65,10 @@ class AnthropicMessagesAdapter:
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
         }
-        payload = to_anthropic(body, upstream_model)
+        # The Messages format is Anthropic's own: its rules are the ones of Anthropic's models.
+        payload = to_anthropic(body, upstream_model, rules_for("anthropic", upstream_model))
+        if needs_structured_outputs_beta(payload):
+            headers["anthropic-beta"] = STRUCTURED_OUTPUTS_BETA
         if stream:
             payload["stream"] = True  # the usage comes in message_start and message_delta
         return UpstreamRequest(url=url, headers=headers, body=orjson.dumps(payload))
@@ -133,6 +143,7 @@ class AnthropicStreamReader(AssembledStream):
     def __init__(self, input_tokens_estimate: int) -> None:
         super().__init__(input_tokens_estimate)
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool_calls index
+        self._answer_blocks: set[int] = set()  # blocks of the structured-output tool: the answer's text
 
     def event(self, name: str, data: str) -> list[dict[str, Any]] | None:
         event = decode_object(data.encode(), status=200)
@@ -149,7 +160,9 @@ class AnthropicStreamReader(AssembledStream):
             delta = {"role": "assistant", "content": ""}
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             block = event["content_block"]
-            if block.get("type") == "tool_use":
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self._answer_blocks.add(event.get("index", 0))
+            elif block.get("type") == "tool_use":
                 position = self._tool_index.setdefault(event.get("index", 0), len(self._tool_index))
                 delta = {"tool_calls": [{"index": position, "id": block.get("id"), "type": "function",
                                          "function": {"name": block.get("name"), "arguments": ""}}]}
@@ -157,6 +170,9 @@ class AnthropicStreamReader(AssembledStream):
             piece = event["delta"]
             if piece.get("type") == "text_delta" and isinstance(piece.get("text"), str):
                 delta = {"content": piece["text"]}
+            elif piece.get("type") == "input_json_delta" and isinstance(piece.get("partial_json"), str) \
+                    and event.get("index", 0) in self._answer_blocks:
+                delta = {"content": piece["partial_json"]}
             elif piece.get("type") == "input_json_delta" and isinstance(piece.get("partial_json"), str):
                 position = self._tool_index.get(event.get("index", 0), 0)
                 delta = {"tool_calls": [{"index": position, "function": {"arguments": piece["partial_json"]}}]}
@@ -164,6 +180,8 @@ class AnthropicStreamReader(AssembledStream):
             self._usage(event.get("usage"))
             reason = event.get("delta", {}).get("stop_reason") if isinstance(event.get("delta"), dict) else None
             finish = _STOP_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"
+            if finish == "tool_calls" and not self._tool_index:
+                finish = "stop"  # only the structured-output tool was called: that is the answer
             delta = {}
         elif kind == "message_stop":
             self.ended = True
@@ -200,6 +218,7 @@ def _error_type(event: dict[str, Any]) -> str:
 
 
 def _choice(blocks: list[Any], stop_reason: Any, status: int) -> dict[str, Any]:
+    structured = False
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
     for block in blocks:
@@ -207,6 +226,9 @@ def _choice(blocks: list[Any], stop_reason: Any, status: int) -> dict[str, Any]:
             raise UpstreamMalformed("provider answer has a content block that is not an object", upstream_status=status)
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
+            structured = True
         elif block.get("type") == "tool_use":
             tool_calls.append(
                 {
@@ -226,4 +248,6 @@ def _choice(blocks: list[Any], stop_reason: Any, status: int) -> dict[str, Any]:
     if tool_calls:
         message["tool_calls"] = tool_calls
     finish = _STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    if structured and not tool_calls:
+        finish = "stop"
     return {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}

@@ -2,8 +2,12 @@
 
 System/developer messages become the top-level `system`; tool calls and tool results become
 `tool_use` / `tool_result` blocks; consecutive same-role turns are merged, because Anthropic
-wants user and assistant to alternate. What has no Anthropic meaning is dropped, or refused
-when the answer would silently differ.
+wants user and assistant to alternate. `response_format` becomes Anthropic's native structured
+output where the model has it, else a forced tool whose input is the answer (the response side
+turns that tool call back into text). Bodies arrive normalised by the model's rules
+(`normalise.py`): sampling limits, `thinking` and untranslatable fields are settled there.
+What still has no Anthropic meaning is refused with `UnsupportedByModel`, so `ainfera-auto`
+can try another model.
 """
 
 from __future__ import annotations
@@ -14,10 +18,18 @@ from typing import Any
 
 import orjson
 
-from shared.errors import InvalidRequest
+from shared.catalog.param_rules import ParamRules, StructuredOutput
+from shared.errors import InvalidRequest, UnsupportedByModel
 
 # Anthropic requires max_tokens; OpenAI callers may omit it. 4096 fits every current Claude model.
 DEFAULT_MAX_TOKENS = 4096
+
+# The forced tool that carries a structured answer on models without native structured output
+# (the approach of Anthropic's tool-use docs, "JSON output"; LiteLLM names its tool `json_tool_call`).
+STRUCTURED_TOOL = "ainfera_structured_output"
+# Anthropic's beta header for native structured outputs through `output_format`
+# (docs.anthropic.com/en/docs/build-with-claude/structured-outputs).
+STRUCTURED_OUTPUTS_BETA = "structured-outputs-2025-11-13"
 
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.+)$", re.DOTALL)
@@ -26,11 +38,11 @@ _UNSAFE_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 Block = dict[str, Any]
 
 
-def to_anthropic(body: Mapping[str, Any], upstream_model: str) -> dict[str, Any]:
-    """Translate an OpenAI chat-completions body. Fields with no Anthropic meaning are dropped.
+def to_anthropic(body: Mapping[str, Any], upstream_model: str, rules: ParamRules) -> dict[str, Any]:
+    """Translate an OpenAI chat-completions body for a model with these rules.
 
-    Refused rather than dropped, because the answer would silently differ: n > 1,
-    logprobs, and any response_format other than text.
+    Refused, because the answer would silently differ: n > 1, logprobs, and structured output
+    the model has no way to give.
     """
     _refuse_untranslatable(body)
     system, turns = _translate_messages(body.get("messages") or [])
@@ -38,11 +50,9 @@ def to_anthropic(body: Mapping[str, Any], upstream_model: str) -> dict[str, Any]
     payload["max_tokens"] = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
     if system:
         payload["system"] = system
-    if body.get("temperature") is not None:
-        # OpenAI accepts 0..2, Anthropic 0..1.
-        payload["temperature"] = min(float(body["temperature"]), 1.0)
-    if body.get("top_p") is not None:
-        payload["top_p"] = body["top_p"]
+    for name in ("temperature", "top_p", "thinking"):
+        if body.get(name) is not None:
+            payload[name] = body[name]
     stop = body.get("stop")
     if stop:
         payload["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -52,22 +62,52 @@ def to_anthropic(body: Mapping[str, Any], upstream_model: str) -> dict[str, Any]
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             payload["tool_choice"] = choice
+    _structured_output(body.get("response_format"), rules, payload)
     if isinstance(body.get("user"), str) and body["user"]:
         payload["metadata"] = {"user_id": body["user"]}
     return payload
 
 
+def needs_structured_outputs_beta(payload: Mapping[str, Any]) -> bool:
+    return "output_format" in payload
+
+
 def _refuse_untranslatable(body: Mapping[str, Any]) -> None:
     if (body.get("n") or 1) != 1:
-        raise InvalidRequest("n > 1 is not supported by this model's provider", param="n")
+        raise UnsupportedByModel("n > 1 is not supported by this model's provider", param="n")
     if body.get("logprobs"):
-        raise InvalidRequest("logprobs are not supported by this model's provider", param="logprobs")
-    response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") not in (None, "text"):
-        raise InvalidRequest(
-            "response_format other than text is not supported by this model's provider",
-            param="response_format",
-        )
+        raise UnsupportedByModel("logprobs are not supported by this model's provider", param="logprobs")
+
+
+def _structured_output(response_format: Any, rules: ParamRules, payload: dict[str, Any]) -> None:
+    """`response_format` as the model can take it: native JSON schema output, or a forced tool."""
+    if not isinstance(response_format, Mapping) or response_format.get("type") in (None, "text"):
+        return
+    kind = response_format.get("type")
+    spec = response_format.get("json_schema") if kind == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if kind not in ("json_schema", "json_object") or (kind == "json_schema" and not isinstance(schema, Mapping)):
+        raise InvalidRequest("response_format must be text, json_object, or json_schema with a schema",
+                             param="response_format")
+    native = rules.anthropic_output_format
+    if kind == "json_schema" and native is not None and rules.structured_output is StructuredOutput.JSON_SCHEMA:
+        fmt = {"type": "json_schema", "schema": dict(schema or {})}
+        if native == "output_config":
+            payload["output_config"] = {"format": fmt}
+        else:
+            payload["output_format"] = fmt
+        return
+    if rules.structured_output is StructuredOutput.NONE:
+        raise UnsupportedByModel("this model has no structured output", param="response_format")
+    tool: Block = {"name": STRUCTURED_TOOL, "input_schema": dict(schema) if schema else {"type": "object"},
+                   "description": "Give the answer as this tool's input. The input is the whole answer."}
+    caller_tools = payload.get("tools") or []
+    payload["tools"] = [*caller_tools, tool]
+    choice = payload.get("tool_choice") or {"type": "auto"}
+    if not caller_tools:
+        payload["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
+    elif choice.get("type") == "auto":
+        payload["tool_choice"] = {**choice, "type": "any"}  # one of the caller's tools, or the answer
 
 
 def _translate_messages(messages: list[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -121,8 +161,10 @@ def _user_blocks(content: Any, index: int) -> list[Block]:
                 blocks.append({"type": "text", "text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image(part.get("image_url"), index))
+        elif kind == "file":
+            blocks.append(_document(part.get("file"), index))
         else:
-            raise InvalidRequest(
+            raise UnsupportedByModel(
                 f"messages[{index}] has a {kind!r} part, which this model's provider does not accept",
                 param=f"messages[{index}].content",
             )
@@ -143,6 +185,20 @@ def _image(image_url: Any, index: int) -> Block:
         "data: URL of a JPEG, PNG, GIF or WebP image",
         param=f"messages[{index}].content",
     )
+
+
+def _document(file: Any, index: int) -> Block:
+    """An OpenAI `file` part (a base64 data: URL of a PDF) as Anthropic's document block."""
+    data = file.get("file_data") if isinstance(file, Mapping) else None
+    match = _DATA_URL.match(data) if isinstance(data, str) else None
+    if match is None or match.group(1).lower() != "application/pdf":
+        raise UnsupportedByModel(
+            f"messages[{index}] has a file this model's provider cannot read: only a PDF given inline as "
+            "a base64 data: URL in file_data is translated (file_id refers to another provider's storage)",
+            param=f"messages[{index}].content",
+        )
+    return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                           "data": match.group(2)}}
 
 
 def _assistant_blocks(message: Mapping[str, Any], index: int) -> list[Block]:
@@ -198,7 +254,7 @@ def _safe_id(value: Any) -> str:
 
 def _tool(tool: Mapping[str, Any]) -> Block:
     if tool.get("type") != "function":
-        raise InvalidRequest("only function tools are supported by this model's provider", param="tools")
+        raise UnsupportedByModel("only function tools are supported by this model's provider", param="tools")
     function = tool.get("function") or {}
     translated: Block = {
         "name": function.get("name"),

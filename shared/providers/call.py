@@ -68,7 +68,7 @@ async def call_model(
     `stream`, ask for a streamed answer and hand its pieces to the target as they come."""
     url = route_via(provider_url(provider), settings.upstream_override)
     adapter = adapter_for(provider.wire_format)
-    body, dropped = forwardable(provider.name, provider.wire_format, body)
+    body, dropped = forwardable(model, provider, body)
     if stream is not None:
         stream.dropped = tuple(dropped)
     build = adapter.build_stream if stream is not None else adapter.build

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from shared.errors import (
+    UnsupportedByModel,
     UpstreamAuthFailed,
     UpstreamError,
     UpstreamMalformed,
@@ -41,6 +42,16 @@ _MODEL_NOT_FOUND_CODES = frozenset({"model_not_found", "model_not_available", "i
 _MODEL_NOT_FOUND_TEXT = re.compile(
     r"\bmodel\b.{0,160}\b(?:does not exist|not exist|not found|not available|inaccessible|not supported)"
     r"|\b(?:invalid|unknown|unsupported) model\b|\bunable to access model\b|\bno such model\b",
+    re.IGNORECASE,
+)
+# Upstream codes and texts meaning "this model cannot take one of the fields sent": another
+# model may take the same request. OpenAI's codes (e.g. "Unsupported parameter: 'max_tokens' is
+# not supported with this model", code unsupported_parameter); Anthropic's texts carry no code
+# ("`temperature` and `top_p` cannot both be specified for this model").
+_UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
+_UNSUPPORTED_TEXT = re.compile(
+    r"\bunsupported (?:parameter|value)\b|\bis not supported (?:with|by|for) this model\b"
+    r"|\bcannot both be specified\b|\bdoes not support\b.{0,80}\bwith this model\b",
     re.IGNORECASE,
 )
 _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "enforced_spend_limit_reached"})
@@ -98,9 +109,18 @@ def classify(status: int, headers: Mapping[str, str], fault: UpstreamFault) -> U
             upstream_status=status,
             retry_after_s=retry_after_seconds(headers),
         )
+    if status in (400, 422) and _unsupported(fault):
+        return UnsupportedByModel(f"this model does not take a field of the request (HTTP {status}){said}",
+                                  upstream_status=status)
     if 400 <= status < 500:
         return UpstreamRejected(f"provider rejected the request (HTTP {status}){said}", upstream_status=status)
     return UpstreamMalformed(f"provider answered with unexpected HTTP {status}", upstream_status=status)
+
+
+def _unsupported(fault: UpstreamFault) -> bool:
+    if fault.code is not None and fault.code.lower() in _UNSUPPORTED_CODES:
+        return True
+    return bool(_UNSUPPORTED_TEXT.search(fault.message))
 
 
 def looks_like_model_not_found(code: str | None, message: str) -> bool:

@@ -15,7 +15,7 @@ from shared.catalog.types import Catalog, Model
 from shared.chat.request import AUTO_MODELS, ChatCompletionRequest, upstream_body
 from shared.errors import InvalidRequest, ModelInactive, ModelNotFound
 from shared.providers.call import has_credential
-from shared.providers.params import needed_features, unservable
+from shared.providers.params import feature_param, needed_features, unservable
 from shared.routing.candidates import Candidate, RouterConfig, RouteRequest, RoutingStats
 from shared.routing.candidates import evaluate as evaluate_candidate
 from shared.routing.policy import TenantPolicy
@@ -89,13 +89,14 @@ def pinned_model(catalog: Catalog, slug: str) -> Model:
 
 
 def check_servable(catalog: Catalog, model: Model, needs: frozenset[str]) -> None:
-    """Refuse a pinned model that cannot serve a feature the request needs (n > 1, logprobs, audio):
-    400 naming the field and the model, before any provider is called."""
+    """Refuse a pinned model that cannot serve a feature the request needs (n > 1, logprobs, audio,
+    structured output, PDF or audio input): 400 naming the field and the model, before any
+    provider is called."""
     provider = catalog.providers[model.provider]
-    for feature, why in unservable(provider.name, provider.wire_format, needs).items():
+    for feature, why in unservable(model, provider, needs).items():
         raise InvalidRequest(f"'{model.slug}' cannot serve {feature!r}: {why}. Use a model that can, or "
                              "ainfera-auto, which only routes to such models.", code="unsupported_parameter",
-                             param=feature)
+                             param=feature_param(feature))
 
 
 def plan_request(

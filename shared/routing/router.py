@@ -45,7 +45,7 @@ from shared.routing.stacks import allowed_stacks
 # route() and the value types a caller hands it, importable from here.
 __all__ = ["RULESET", "Decision", "RouteRequest", "RouterConfig", "RoutingStats", "route"]
 
-RULESET = "ainfera-auto/1.3"
+RULESET = "ainfera-auto/1.4"
 TOP_N = 3
 
 
@@ -65,15 +65,15 @@ def _capable(c: Candidate, req: RouteRequest) -> bool:
         return False
     if req.needs_tools and m.supports_tools is not True:
         return False
-    if req.needs and unservable(c.provider.name, c.provider.wire_format, req.needs):
+    if req.needs and unservable(c.model, c.provider, req.needs):
         return False
     return not (req.needs_vision and m.supports_vision is not True)
 
 
 _EMPTY_HELP = {
     "active": ("no active model of a provider this deployment can call", None),
-    "capability": ("no model has the context window, output limit, tools, image input, n, logprobs or audio "
-                   "this request needs", "max_tokens"),
+    "capability": ("no model has the context window, output limit, tools, image input, n, logprobs, audio, "
+                   "structured output or PDF/audio input this request needs", "max_tokens"),
     "policy": ("the tenant's spend policy bans every remaining model", None),
     "stack": ("no remaining model is served from the requested stack", "routing_hint.stack"),
     "budget": ("every remaining model's estimated cost is above the per-call cap", "routing_hint.max_cost_usd"),

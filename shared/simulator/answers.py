@@ -98,6 +98,13 @@ def argument_pieces(arguments: str) -> list[str]:
     return [arguments[i:i + CHARS_PER_TOKEN] for i in range(0, len(arguments), CHARS_PER_TOKEN)]
 
 
+def json_answer(schema: Mapping[str, Any]) -> Answer:
+    """A structured answer (JSON mode, or a JSON schema): a JSON text satisfying the schema."""
+    text = orjson.dumps(example_arguments(schema)).decode()
+    tokens = max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+    return Answer(text=text, tool_call=None, completion_tokens=tokens, truncated_by_max_tokens=False)
+
+
 def tool_answer(tool: ToolSpec, call_id: str) -> Answer:
     arguments = example_arguments(tool.schema)
     tokens = max(1, math.ceil(len(orjson.dumps(arguments)) / CHARS_PER_TOKEN))

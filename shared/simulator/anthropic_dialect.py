@@ -69,6 +69,11 @@ class AnthropicDialect:
     def unsupported_value(self, param: str, value: str, supported: tuple[str, ...]) -> Reply:
         return self.error(400, f"{param}: Input should be {' or '.join(repr(v) for v in supported)}")
 
+    def unsupported(self) -> Reply:
+        # Claude 4.5 and later, github.com/langfuse/langfuse/issues/9882.
+        return self.error(400, "`temperature` and `top_p` cannot both be specified for this model. "
+                               "Please use only one.")
+
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
         reply = self.error(status, _FAILURE_MESSAGES.get(status, f"Simulated failure (HTTP {status})"))
         if status != 429:

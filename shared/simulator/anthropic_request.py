@@ -20,6 +20,7 @@ _TOP_LEVEL_FIELDS = frozenset(
     {
         "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream",
         "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier",
+        "output_format", "output_config",
     }
 )  # fmt: skip
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -85,6 +86,7 @@ def parse_request(payload: dict[str, Any]) -> ParsedRequest:
         choices=1,
         conversation=[payload.get("system"), messages],
         stream=stream,
+        answer_schema=_answer_schema(payload),
     )
 
 
@@ -126,6 +128,13 @@ def _check_block(block: Any, role: str, where: str) -> None:
             raise Invalid(f"{where}.text: text content blocks must be non-empty")
     elif kind == "image":
         _check_image(block.get("source"), where)
+    elif kind == "document" and role == "user":
+        source = block.get("source")
+        # docs.anthropic.com/en/docs/build-with-claude/pdf-support: a base64 PDF (or a URL) source.
+        if not isinstance(source, dict) or not (
+                (source.get("type") == "base64" and source.get("media_type") == "application/pdf"
+                and isinstance(source.get("data"), str)) or source.get("type") == "url"):
+            raise Invalid(f"{where}.source: documents need a base64 application/pdf source or a url")
     elif kind == "tool_use" and role == "assistant":
         if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
             raise Invalid(f"{where}: tool_use blocks need an id and a name")
@@ -152,6 +161,18 @@ def _check_image(source: Any, where: str) -> None:
             raise Invalid(f"{where}.source.url: Field required")
     else:
         raise Invalid(f"{where}.source.type: Input should be 'base64' or 'url'")
+
+
+def _answer_schema(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JSON schema of native structured output (`output_format`, or `output_config.format`)."""
+    config = payload.get("output_config")
+    fmt = payload.get("output_format") or (config.get("format") if isinstance(config, dict) else None)
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise Invalid("output_format: Input should be an object with type 'json_schema' and a schema")
+    schema: Mapping[str, Any] = fmt["schema"]
+    return schema
 
 
 def _system_text(system: Any) -> str:

@@ -18,7 +18,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from shared.catalog.types import WireFormat
-from shared.simulator.answers import Answer, choose_tool, text_answer, tool_answer
+from shared.simulator.answers import Answer, choose_tool, json_answer, text_answer, tool_answer
 from shared.simulator.anthropic_dialect import AnthropicDialect
 from shared.simulator.control import handle_control, is_loopback
 from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json, stream_events
@@ -27,6 +27,7 @@ from shared.simulator.directives import DEFAULT_RETRY_AFTER_S, Directives, parse
 from shared.simulator.faults import FaultBook
 from shared.simulator.knowledge import Knowledge, ProviderFacts, load_knowledge
 from shared.simulator.openai_dialect import OpenAIDialect, vendor_refusal
+from shared.simulator.param_check import refusal as rules_refusal
 from shared.simulator.profiles import SKIPPED_HEADER, LatencyPriors
 from shared.simulator.stats import Stats
 
@@ -107,8 +108,11 @@ class SimulatorApp:
         if isinstance(dialect, OpenAIDialect) and (refusal := vendor_refusal(dialect, facts.name, payload)):
             return Delivery(refusal)
         self.stats.model(parsed.model)
+        self.stats.received(facts.name, parsed.model, payload)
         if parsed.model not in facts.models:
             return Delivery(dialect.model_not_found(parsed.model))
+        if (refused := rules_refusal(dialect, facts, parsed.model, payload)) is not None:
+            return Delivery(refused)  # what the model's researched rules say the provider refuses
         supported = facts.efforts.get(parsed.model)
         if parsed.reasoning_effort is not None and supported is not None and parsed.reasoning_effort not in supported:
             # Each model accepts its own set of efforts (sources in the catalog's `reasoning_effort`).
@@ -118,12 +122,14 @@ class SimulatorApp:
         profile = facts.profiles[parsed.model]
         if directives.hang:
             return Delivery(None, Mode.HANG)
-        if directives.fail_status is not None or directives.malformed:
+        if directives.fail_status is not None or directives.malformed or directives.unsupported:
             # A failure comes back after the time to a first token (no output was generated).
             world_ms = profile.pace(parsed.reasoning_effort).ttft_ms
             delay_s = (fixed_ms if fixed_ms is not None else world_ms * self.time_scale) / 1000.0
             if directives.malformed:
                 return Delivery(dialect.malformed(), delay_s=delay_s)
+            if directives.unsupported:
+                return Delivery(dialect.unsupported(), delay_s=delay_s)
             assert directives.fail_status is not None
             retry_after = DEFAULT_RETRY_AFTER_S if directives.retry_after_s is None else directives.retry_after_s
             reply = dialect.failure(directives.fail_status, model=parsed.model, retry_after_s=retry_after)
@@ -191,6 +197,8 @@ class SimulatorApp:
             tool = choose_tool(parsed.tools, parsed.forced_tool)
             if tool is not None:
                 return tool_answer(tool, _prompt_key(facts, parsed).hex()[:24])
+        if parsed.answer_schema is not None:
+            return json_answer(parsed.answer_schema)
         answer = text_answer(parsed.model, parsed.prompt_tokens, parsed.max_tokens)
         if directives.nul and answer.text is not None:
             answer = replace(answer, text=answer.text.replace(" ", "\x00", 1))  # same token count

@@ -4,7 +4,8 @@ POST   /_sim/faults  {"fault": "fail=500", "host": "api.groq.com", "model": "...
 GET    /_sim/faults  the active rules
 DELETE /_sim/faults  remove every rule (and forget fail-times counters)
 GET    /_sim/stats   {"total", "by_host", "by_model", "by_status"}
-DELETE /_sim/stats   reset the counters
+DELETE /_sim/stats   reset the counters (and the recent bodies)
+GET    /_sim/requests the last 200 request bodies received: [{"provider", "model", "body"}], oldest first
 
 `/_sim/` answers loopback clients only (403 otherwise): tests and operators drive it from the
 simulator's own machine, while the gateway and workers reach the provider routes over a network.
@@ -55,6 +56,8 @@ def handle_control(
         if method == "DELETE":
             stats.reset()
             return 200, {"reset": True}
+    if path == "/_sim/requests" and method == "GET":
+        return 200, {"requests": list(stats.recent)}
     return 404, {"error": f"no simulator endpoint {method} {path}"}
 
 

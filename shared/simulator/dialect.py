@@ -42,6 +42,7 @@ class ParsedRequest:
     reasoning_effort: str | None = None  # OpenAI's `reasoning_effort`, as sent
     stream: bool = False  # answer as server-sent events
     include_usage: bool = False  # OpenAI `stream_options.include_usage`: a last chunk with the usage
+    answer_schema: Mapping[str, Any] | None = None  # a structured answer asked for: its schema ({} for JSON mode)
 
 
 class Dialect(Protocol):
@@ -65,6 +66,10 @@ class Dialect(Protocol):
 
     def unsupported_value(self, param: str, value: str, supported: tuple[str, ...]) -> Reply:
         """A parameter value this model does not accept, as the provider words it."""
+        ...
+
+    def unsupported(self) -> Reply:
+        """The answer to `[sim:unsupported]`: the provider's 400 for a parameter this model does not take."""
         ...
 
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:

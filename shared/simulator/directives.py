@@ -10,6 +10,7 @@ Syntax (case-sensitive, anywhere in the text, several allowed):
     [sim:fail-times=N]    with fail=...: fail only the first N identical requests
     [sim:hang]            never answer; wait until the client disconnects
     [sim:drip] [sim:drip=MS]  send headers, then the body one byte per MS (default 500) ms
+    [sim:unsupported]     400 saying the model does not take a parameter sent (a provider that tightened a rule)
     [sim:malformed]       200 with a body that is not JSON
     [sim:truncated]       200 whose body stops halfway (connection closed early)
     [sim:tool]            answer with a tool call when the request offers tools
@@ -45,6 +46,7 @@ class Directives:
     hang: bool = False
     drip_interval_ms: float | None = None
     malformed: bool = False
+    unsupported: bool = False
     truncated: bool = False
     tool: bool = False
     nul: bool = False
@@ -56,6 +58,7 @@ class Directives:
         """True when the answer is anything but a normal, prompt, well-formed completion."""
         return bool(
             self.fail_status or self.hang or self.drip_interval_ms is not None or self.malformed or self.truncated
+            or self.unsupported
             or self.cut_stream_after is not None
         )
 
@@ -109,7 +112,7 @@ def _apply(found: Directives, name: str, value: str | None) -> Directives:
         changes = {"chunk_ms": _non_negative(value)}
     elif name == "cut-stream":
         changes = {"cut_stream_after": int(_non_negative(value))}
-    elif name in ("hang", "malformed", "truncated", "tool", "nul") and value is None:
+    elif name in ("hang", "malformed", "unsupported", "truncated", "tool", "nul") and value is None:
         changes = {name: True}
     else:
         raise ValueError(f"unknown directive {name!r}")

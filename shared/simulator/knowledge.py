@@ -37,6 +37,7 @@ class ProviderFacts:
     models: frozenset[str]
     profiles: Mapping[str, LatencyProfile]  # model name -> how long it takes to answer
     efforts: Mapping[str, tuple[str, ...]]  # model name -> accepted reasoning_effort values (documented ones only)
+    text_only: frozenset[str] = frozenset()  # model names the catalog says take no images (`vision: false`)
 
     @property
     def route(self) -> str:
@@ -94,4 +95,5 @@ def _provider(row: dict[str, Any], models: Mapping[str, dict[str, Any]], *, fast
                                    for name, m in models.items()}),
         efforts=MappingProxyType({name: tuple(m["reasoning_efforts"]) for name, m in models.items()
                                   if m.get("reasoning_efforts")}),
+        text_only=frozenset(name for name, m in models.items() if m.get("vision") is False),
     )

@@ -116,6 +116,7 @@ class OpenAIDialect:
             reasoning_effort=effort,
             stream=stream is True,
             include_usage=bool(options and options.get("include_usage") is True),
+            answer_schema=_answer_schema(payload.get("response_format")),
         )
 
     def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
@@ -153,6 +154,11 @@ class OpenAIDialect:
             code="unsupported_value",
             param=param,
         )
+
+    def unsupported(self) -> Reply:
+        # o3-mini's answer, quoted in github.com/BeehiveInnovations/pal-mcp-server/issues/78.
+        return self.error(400, "Unsupported parameter: 'temperature' is not supported with this model.",
+                          code="unsupported_parameter", param="temperature")
 
     def failure(self, status: int, *, model: str, retry_after_s: float) -> Reply:
         template = _FAILURE_MESSAGES.get(status, f"Simulated failure (HTTP {status}).")
@@ -263,6 +269,19 @@ def vendor_refusal(dialect: OpenAIDialect, provider: str, payload: dict[str, Any
         if isinstance(message, dict) and "name" in message:
             return dialect.error(400, f"'messages.{index}' : property 'name' is unsupported",
                                  param=f"messages[{index}].name")
+    return None
+
+
+def _answer_schema(response_format: Any) -> Mapping[str, Any] | None:
+    """The schema a structured answer must follow ({} for JSON mode), or None for text."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return {}
+    spec = response_format.get("json_schema")
+    if response_format.get("type") == "json_schema" and isinstance(spec, dict):
+        schema = spec.get("schema")
+        return schema if isinstance(schema, dict) else {}
     return None
 
 

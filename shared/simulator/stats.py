@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+RECENT_BODIES = 200
 
 
 @dataclass(slots=True)
@@ -14,12 +16,17 @@ class Stats:
     by_model: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     streams: Counter[str] = field(default_factory=Counter)  # by how they ended: completed, aborted, cut
+    # The last bodies received (provider, model, body), so a test can assert what a provider was sent.
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_BODIES))
 
     def request(self, host: str | None) -> None:
         """Count a provider request; `host` is None when the path names no known provider host."""
         self.total += 1
         if host is not None:
             self.by_host[host] += 1
+
+    def received(self, provider: str, model: str, body: Any) -> None:
+        self.recent.append({"provider": provider, "model": model, "body": body})
 
     def model(self, name: str) -> None:
         self.by_model[name] += 1
@@ -45,3 +52,4 @@ class Stats:
         self.by_model.clear()
         self.by_status.clear()
         self.streams.clear()
+        self.recent.clear()

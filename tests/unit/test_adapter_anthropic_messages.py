@@ -8,19 +8,29 @@ import orjson
 import pytest
 
 from shared.catalog.types import WireFormat
-from shared.errors import InvalidRequest, UpstreamMalformed
+from shared.errors import InvalidRequest, UnsupportedByModel, UpstreamMalformed
 from shared.providers.anthropic_messages import AnthropicMessagesAdapter
-from shared.providers.anthropic_translate import DEFAULT_MAX_TOKENS
+from shared.providers.anthropic_translate import DEFAULT_MAX_TOKENS, STRUCTURED_TOOL
 from shared.providers.registry import adapter_for
 
 ADAPTER = AnthropicMessagesAdapter()
+
+
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
 URL = "https://api.anthropic.com/v1/messages"
 MODEL = "claude-sonnet-4-5"
 
 
-def build(**body: Any) -> dict[str, Any]:
+def build(model: str = MODEL, **body: Any) -> dict[str, Any]:
     body.setdefault("messages", [{"role": "user", "content": "Hi"}])
-    request = ADAPTER.build(url=URL, api_key="sk-ant-secret", upstream_model=MODEL, body={"model": "slug", **body})
+    request = ADAPTER.build(url=URL, api_key="sk-ant-secret", upstream_model=model, body={"model": "slug", **body})
     result: dict[str, Any] = orjson.loads(request.body)
     return result
 
@@ -74,9 +84,10 @@ def test_max_tokens_defaults_and_prefers_max_completion_tokens() -> None:
 
 
 def test_sampling_fields_are_translated() -> None:
-    sent = build(temperature=1.7, top_p=0.9, stop="END", user="tenant-7", frequency_penalty=0.3, seed=4)
-    assert sent["temperature"] == 1.0
-    assert sent["top_p"] == 0.9
+    # Ranges and exclusivity are settled before translation, by the model's rules (test_normalise.py).
+    sent = build(temperature=0.7, stop="END", user="tenant-7", frequency_penalty=0.3, seed=4)
+    assert sent["temperature"] == 0.7
+    assert build(top_p=0.9)["top_p"] == 0.9
     assert sent["stop_sequences"] == ["END"]
     assert sent["metadata"] == {"user_id": "tenant-7"}
     assert "frequency_penalty" not in sent and "seed" not in sent
@@ -187,8 +198,20 @@ def test_tool_choice_is_translated(tool_choice: Any, parallel: Any, expected: An
     [
         {"n": 2},
         {"logprobs": True},
-        {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
         {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}]},
+    ],
+    ids=["n", "logprobs", "audio", "file-id"],
+)
+def test_what_the_model_cannot_take_is_refused_so_another_model_may_be_tried(body: dict[str, Any]) -> None:
+    with pytest.raises(UnsupportedByModel) as e:
+        build(**body)
+    assert e.value.param
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
         {
             "messages": [
                 {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AA"}}]}
@@ -196,12 +219,85 @@ def test_tool_choice_is_translated(tool_choice: Any, parallel: Any, expected: An
         },
         {"messages": [{"role": "user", "content": ""}]},
         {"messages": [{"role": "function", "name": "f", "content": "x"}]},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
     ],
-    ids=["n", "logprobs", "json-schema", "audio", "tiff", "empty-user", "function-role"],
+    ids=["tiff", "empty-user", "function-role", "schema-missing"],
 )
 def test_untranslatable_requests_are_refused_before_sending(body: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest):
         build(**body)
+
+
+# A Claude model without native structured output (the rules file's Anthropic defaults).
+TOOL_ONLY = "claude-3-7-sonnet-20250219"
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "place", "schema": SCHEMA}}
+
+
+def test_json_schema_is_sent_as_native_structured_output_where_the_model_has_it() -> None:
+    request = ADAPTER.build(url=URL, api_key="k", upstream_model=MODEL,
+                            body={"messages": [{"role": "user", "content": "Hi"}], "response_format": JSON_SCHEMA})
+    sent = orjson.loads(request.body)
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    assert "tools" not in sent and "anthropic-beta" not in request.headers
+
+
+def test_json_schema_becomes_a_forced_tool_whose_input_is_the_answer() -> None:
+    sent = build(TOOL_ONLY, response_format=JSON_SCHEMA)
+    assert sent["tools"] == [{"name": STRUCTURED_TOOL, "input_schema": SCHEMA, "description": ANY_TEXT}]
+    assert sent["tool_choice"] == {"type": "tool", "name": STRUCTURED_TOOL}
+    completion = ADAPTER.parse(200, {}, reply([{"type": "tool_use", "id": "toolu_1", "name": STRUCTURED_TOOL,
+                                                "input": {"city": "Paris"}}], stop_reason="tool_use"))
+    (choice,) = completion.choices
+    assert orjson.loads(choice["message"]["content"]) == {"city": "Paris"}
+    assert "tool_calls" not in choice["message"] and choice["finish_reason"] == "stop"
+
+
+def test_json_schema_beside_the_callers_tools_lets_the_model_pick_one_of_them_or_answer() -> None:
+    weather = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    sent = build(TOOL_ONLY, response_format=JSON_SCHEMA, tools=[weather], tool_choice="auto")
+    assert [t["name"] for t in sent["tools"]] == ["weather", STRUCTURED_TOOL]
+    assert sent["tool_choice"] == {"type": "any"}
+
+
+def test_json_object_becomes_a_forced_tool_taking_any_object() -> None:
+    sent = build(TOOL_ONLY, response_format={"type": "json_object"})
+    assert sent["tools"][0]["input_schema"] == {"type": "object"}
+
+
+def test_a_streamed_structured_answer_arrives_as_text() -> None:
+    reader = ADAPTER.stream_reader(input_tokens_estimate=5)
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "model": MODEL,
+                                                                "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "tool_use", "id": "toolu_1", "name": STRUCTURED_TOOL,
+                                                   "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "input_json_delta", "partial_json": '{"city": '}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "input_json_delta", "partial_json": '"Rome"}'}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                           "usage": {"output_tokens": 7}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    chunks = [c for name, data in events if (c := reader.event(name, orjson.dumps(data).decode()))]
+    text = "".join(c[0]["delta"].get("content") or "" for c in chunks)
+    assert orjson.loads(text) == {"city": "Rome"}
+    assert all("tool_calls" not in c[0]["delta"] for c in chunks)
+    assert chunks[-1][0]["finish_reason"] == "stop"
+
+
+def test_a_pdf_file_part_becomes_a_document_block() -> None:
+    part = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}}
+    sent = build(messages=[{"role": "user", "content": [part, {"type": "text", "text": "Summarise"}]}])
+    assert sent["messages"][0]["content"][0] == {
+        "type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}}
+
+
+def test_thinking_is_sent_as_given() -> None:
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    assert build(thinking=thinking, max_tokens=4096)["thinking"] == thinking
 
 
 def test_parse_joins_text_blocks_and_reads_usage() -> None:

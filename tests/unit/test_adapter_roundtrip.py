@@ -17,7 +17,8 @@ from shared.simulator.server import create_app
 
 TARGETS = [
     pytest.param(
-        WireFormat.OPENAI_CHAT, "https://api.groq.com/openai/v1/chat/completions", "openai/gpt-oss-120b", id="groq"
+        WireFormat.OPENAI_CHAT, "https://api.groq.com/openai/v1/chat/completions",
+        "meta-llama/llama-4-scout-17b-16e-instruct", id="groq"
     ),
     pytest.param(
         WireFormat.ANTHROPIC_MESSAGES, "https://api.anthropic.com/v1/messages", "claude-haiku-4-5", id="anthropic"

@@ -3,16 +3,18 @@ its type, unknown fields are kept but never forwarded, and each provider is sent
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from shared.catalog.types import Catalog, WireFormat
+from shared.catalog.types import Catalog, Model, Provider, WireFormat
 from shared.chat.functions import as_legacy_functions
 from shared.chat.request import ChatCompletionRequest, upstream_body, validate_chat_request
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, UnsupportedByModel
 from shared.providers.anthropic_messages import AnthropicMessagesAdapter
 from shared.providers.openai_chat import OpenAIChatAdapter
 from shared.providers.params import OPENAI_PLATFORM_ONLY, forwardable, needed_features, unservable
@@ -109,32 +111,47 @@ def test_legacy_functions_are_sent_as_tools_and_answered_as_function_call():
     assert "tool_calls" not in legacy["message"] and legacy["finish_reason"] == "function_call"
 
 
+# Realistic upstream names: what the rules (shared/catalog/data/param_rules.json) are keyed on.
+UPSTREAM = {"openai": "gpt-4o", "deepinfra": "meta-llama/Llama-3.3-70B-Instruct", "groq": "llama-3.3-70b-versatile",
+            "anthropic": "claude-sonnet-4-5"}
+
+
+def pair(provider: str, wire: WireFormat = WireFormat.OPENAI_CHAT,
+         upstream: str | None = None) -> tuple[Model, Provider]:
+    row = replace(fixture_provider(provider), wire_format=wire)
+    return fixture_model(f"m@{provider}", 50, 1.0, 1.0, provider_model_name=upstream or UPSTREAM[provider]), row
+
+
+def forward(provider: str, wire: WireFormat, body: dict) -> tuple[dict, list[str]]:
+    return forwardable(*pair(provider, wire), body)
+
+
 PLATFORM_FIELDS = {"prompt_cache_key": "k", "safety_identifier": "s", "verbosity": "low", "store": False,
                    "web_search_options": {}, "service_tier": "flex"}
 
 
 def test_openai_gets_its_own_fields():
     body = {**OK, **PLATFORM_FIELDS, "logit_bias": {"1": 1}}
-    sent, dropped = forwardable("openai", WireFormat.OPENAI_CHAT, body)
+    sent, dropped = forward("openai", WireFormat.OPENAI_CHAT, body)
     assert sent == body and dropped == []
 
 
 def test_other_openai_compatible_providers_are_not_sent_openais_platform_fields():
-    sent, dropped = forwardable("deepinfra", WireFormat.OPENAI_CHAT, {**OK, **PLATFORM_FIELDS, "seed": 1})
+    sent, dropped = forward("deepinfra", WireFormat.OPENAI_CHAT, {**OK, **PLATFORM_FIELDS, "seed": 1})
     assert dropped == sorted(PLATFORM_FIELDS) and sent == {**OK, "seed": 1}
     assert set(PLATFORM_FIELDS) <= OPENAI_PLATFORM_ONLY
 
 
 def test_groq_is_not_sent_what_its_docs_say_it_refuses():
     body = {**OK, "logit_bias": {"1": 1}, "messages": [{"role": "user", "content": "hi", "name": "ann"}]}
-    sent, dropped = forwardable("groq", WireFormat.OPENAI_CHAT, body)
+    sent, dropped = forward("groq", WireFormat.OPENAI_CHAT, body)
     assert "logit_bias" not in sent and sent["messages"] == [{"role": "user", "content": "hi"}]
     assert dropped == ["logit_bias", "messages[].name"]
 
 
 def test_anthropic_is_not_sent_what_it_has_no_equivalent_for():
-    sent, dropped = forwardable("anthropic", WireFormat.ANTHROPIC_MESSAGES,
-                                {**OK, "seed": 1, "frequency_penalty": 0.1, "temperature": 0.2})
+    sent, dropped = forward("anthropic", WireFormat.ANTHROPIC_MESSAGES,
+                            {**OK, "seed": 1, "frequency_penalty": 0.1, "temperature": 0.2})
     assert dropped == ["frequency_penalty", "seed"] and sent["temperature"] == 0.2
 
 
@@ -146,14 +163,14 @@ def test_anthropic_is_not_sent_what_it_has_no_equivalent_for():
     ("openai", WireFormat.OPENAI_CHAT, {"modalities": ["text", "audio"]}, {"audio"}),
 ])
 def test_meaning_changing_features_are_refused_where_they_cannot_be_served(provider, wire, body, refused):
-    assert set(unservable(provider, wire, needed_features(body))) == refused
+    assert set(unservable(*pair(provider, wire), needed_features(body))) == refused
 
 
 # Where the Anthropic translation puts an OpenAI field (shared/providers/anthropic_translate.py).
 ANTHROPIC_NAMES = {"max_tokens": "max_tokens", "max_completion_tokens": "max_tokens", "stop": "stop_sequences",
                    "user": "metadata", "tool_choice": "tool_choice", "parallel_tool_calls": "tool_choice",
                    "temperature": "temperature", "top_p": "top_p", "tools": "tools", "messages": "messages",
-                   "model": "model"}
+                   "model": "model", "thinking": "thinking", "response_format": "tool_choice"}
 PROVIDERS = [("openai", WireFormat.OPENAI_CHAT), ("deepinfra", WireFormat.OPENAI_CHAT),
              ("groq", WireFormat.OPENAI_CHAT), ("anthropic", WireFormat.ANTHROPIC_MESSAGES)]
 WEATHER = {"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}
@@ -171,17 +188,20 @@ def test_no_field_is_dropped_silently(provider, wire, field):
         extra["logprobs"] = True
     req = validate_chat_request({**OK, **extra, field: EVERY_FIELD[field]})
     body = upstream_body(req)
-    if unservable(provider, wire, needed_features(body)):
+    model, row = pair(provider, wire)
+    if unservable(model, row, needed_features(body)):
         return  # refused with 400 for a pinned model; ainfera-auto routes elsewhere
-    sent_body, dropped = forwardable(provider, wire, body)
+    sent_body, dropped = forwardable(model, row, body)
     adapter = AnthropicMessagesAdapter() if wire is WireFormat.ANTHROPIC_MESSAGES else OpenAIChatAdapter()
     try:
-        sent = orjson.loads(adapter.build(url="https://x", api_key="k", upstream_model="m", body=sent_body).body)
-    except InvalidRequest as e:
+        sent = orjson.loads(adapter.build(url="https://x", api_key="k", upstream_model=model.upstream_model,
+                                          body=sent_body).body)
+    except (InvalidRequest, UnsupportedByModel) as e:
         assert e.param  # refused by the translation, naming the field
         return
+    reported = {change.split("->")[0].split("=")[0] for change in dropped}
     for name in body:
-        if name in dropped:
+        if name in reported:
             continue
         expected = ANTHROPIC_NAMES.get(name) if wire is WireFormat.ANTHROPIC_MESSAGES else name
         assert expected is not None and expected in sent, f"{name} was neither sent, translated nor reported"

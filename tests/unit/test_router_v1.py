@@ -68,7 +68,7 @@ def test_router_names_the_step_that_removed_the_last_candidates():
 def test_decision_log_records_each_step_with_top_three():
     decision = route(RouteRequest(input_tokens=1_000, max_cost_usd=0.01), golden_v1_catalog())
     log = decision.log
-    assert log["ruleset"] == "ainfera-auto/1.3"
+    assert log["ruleset"] == "ainfera-auto/1.4"
     assert [s["step"] for s in log["steps"]] == [
         "active", "capability", "policy", "stack", "budget", "latency", "rank"]
     assert [s["survivors"] for s in log["steps"]] == [6, 6, 6, 6, 4, 4, 4]
