@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.simulator.answers import Answer, ToolSpec
 from shared.simulator.knowledge import ProviderFacts
+
+if TYPE_CHECKING:
+    from shared.simulator.prompt_cache import CacheUsage
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -42,6 +45,7 @@ class ParsedRequest:
     reasoning_effort: str | None = None  # OpenAI's `reasoning_effort`, as sent
     stream: bool = False  # answer as server-sent events
     include_usage: bool = False  # OpenAI `stream_options.include_usage`: a last chunk with the usage
+    cache: CacheUsage | None = None  # prompt tokens read from / written to the provider's cache (prompt_cache.py)
 
 
 class Dialect(Protocol):
