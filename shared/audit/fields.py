@@ -32,7 +32,7 @@ def job_event(call: CallRecord, receipt: Receipt, request: ChatCompletionRequest
         "model": receipt.model_slug,
         "provider": receipt.provider,
         "upstream_model": receipt.upstream_model,
-        "usage": {"input_tokens": receipt.input_tokens, "output_tokens": receipt.output_tokens},
+        "usage": receipt.usage(),  # the token split only when there is one, as on the receipt
         "cost_usd": money(receipt.cost_usd),
         "estimated_cost_usd": money(receipt.estimated_cost_usd) if receipt.estimated_cost_usd is not None else None,
         "latency_ms": receipt.latency_ms,

@@ -72,6 +72,9 @@ class Model:
     model_family: str = ""
     fast_variant: FastVariant | None = None
     reasoning_efforts: tuple[str, ...] | None = None  # values the provider accepts; None: not documented
+    # Prompt-cache prices, USD per million tokens; None: no published price (billed as input).
+    cached_input_usd_per_mtok: float | None = None
+    cache_write_usd_per_mtok: float | None = None
 
     @property
     def low_effort(self) -> str | None:

@@ -48,6 +48,8 @@ async def load_catalog(conn: Connection, *, version: int = 0) -> Catalog:
             deactivation_reason=r["deactivation_reason"],
             fast_variant=_fast_variant(r),
             reasoning_efforts=tuple(r["reasoning_efforts"]) if r["reasoning_efforts"] is not None else None,
+            cached_input_usd_per_mtok=r["cached_input_usd_per_mtok"],
+            cache_write_usd_per_mtok=r["cache_write_usd_per_mtok"],
         )
         for r in mrows
     }
@@ -103,6 +105,8 @@ async def upsert_model(conn: Connection, m: Model, *, catalog_status: str | None
         fv.output_tokens_per_s if fv else None,
         fv.reasoning_effort if fv else None,
         list(m.reasoning_efforts) if m.reasoning_efforts is not None else None,
+        m.cached_input_usd_per_mtok,
+        m.cache_write_usd_per_mtok,
     )
 
 

@@ -58,6 +58,8 @@ def _receipt(r: Any) -> Receipt:
         upstream_latency_ms=r["upstream_latency_ms"], attempts=r["attempts"], error_code=r["error_code"],
         routing=r["routing"], created_at=r["created_at"], signature=r["signature"], signing_kid=r["signing_kid"],
         reasoning_effort=r["reasoning_effort"], streamed=r["streamed"], usage_estimated=r["usage_estimated"],
+        cached_input_tokens=r["cached_input_tokens"], cache_write_tokens=r["cache_write_tokens"],
+        reasoning_tokens=r["reasoning_tokens"],
     )
 
 

@@ -125,11 +125,14 @@ def classify_anthropic_error(status: int, headers: Mapping[str, str], content: b
 
 def cache_details(usage: dict[str, Any]) -> dict[str, Any]:
     """Anthropic's cache reads as OpenAI's `prompt_tokens_details.cached_tokens`, and its cache
-    writes under our own `cache_write_tokens` there (OpenAI has no such count)."""
+    writes under our own `cache_write_tokens` there (OpenAI has no such count).
+
+    Anthropic's `input_tokens` leaves out both (docs.anthropic.com/en/docs/build-with-claude/
+    prompt-caching: "total input tokens = cache_read_input_tokens + cache_creation_input_tokens +
+    input_tokens"), so the adapter's prompt tokens are that sum, as LiteLLM and OpenRouter report
+    them and as OpenAI's `prompt_tokens` includes its `cached_tokens`."""
     read = token_count(usage.get("cache_read_input_tokens")) or 0
     written = token_count(usage.get("cache_creation_input_tokens")) or 0
-    if not read and not written:
-        return {}
     return {"prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written}}
 
 

@@ -110,9 +110,11 @@ def _structured_output(response_format: Any, rules: ParamRules, payload: dict[st
         payload["tool_choice"] = {**choice, "type": "any"}  # one of the caller's tools, or the answer
 
 
-def _translate_messages(messages: list[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """System text (hoisted from anywhere in the list) and alternating user/assistant turns."""
+def _translate_messages(messages: list[Mapping[str, Any]]) -> tuple[str | list[Block], list[dict[str, Any]]]:
+    """System text (hoisted from anywhere in the list) and alternating user/assistant turns.
+    System parts marked with `cache_control` make the system a list of text blocks."""
     system_parts: list[str] = []
+    system_blocks: list[Block] = []
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         role = message.get("role")
@@ -120,6 +122,7 @@ def _translate_messages(messages: list[Mapping[str, Any]]) -> tuple[str, list[di
             text = _plain_text(message.get("content"))
             if text:
                 system_parts.append(text)
+                system_blocks += _system_blocks(message.get("content"))
             continue
         if role == "user":
             blocks = _user_blocks(message.get("content"), index)
@@ -137,6 +140,8 @@ def _translate_messages(messages: list[Mapping[str, Any]]) -> tuple[str, list[di
                 f"messages[{index}] has role {role!r}, which this model's provider does not accept",
                 param=f"messages[{index}].role",
             )
+    if any("cache_control" in block for block in system_blocks):
+        return system_blocks, turns
     return "\n\n".join(system_parts), turns
 
 
@@ -158,11 +163,11 @@ def _user_blocks(content: Any, index: int) -> list[Block]:
         kind = part.get("type")
         if kind == "text":
             if part.get("text"):
-                blocks.append({"type": "text", "text": part["text"]})
+                blocks.append(_with_cache_control({"type": "text", "text": part["text"]}, part))
         elif kind == "image_url":
-            blocks.append(_image(part.get("image_url"), index))
+            blocks.append(_with_cache_control(_image(part.get("image_url"), index), part))
         elif kind == "file":
-            blocks.append(_document(part.get("file"), index))
+            blocks.append(_with_cache_control(_document(part.get("file"), index), part))
         else:
             raise UnsupportedByModel(
                 f"messages[{index}] has a {kind!r} part, which this model's provider does not accept",
@@ -234,6 +239,24 @@ def _tool_result(message: Mapping[str, Any]) -> Block:
     }
 
 
+def _system_blocks(content: Any) -> list[Block]:
+    """A system message as Anthropic text blocks, keeping its parts' cache breakpoints."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [_with_cache_control({"type": "text", "text": text}, part) for part in content or []
+            if isinstance(part, Mapping) and (text := _plain_text([part]))]
+
+
+def _with_cache_control(block: Block, part: Any) -> Block:
+    """`block` with the `cache_control` of the OpenAI part (or tool) it came from: LiteLLM's
+    convention for Anthropic prompt caching through the OpenAI shape (`{"type": "text", "text": ...,
+    "cache_control": {"type": "ephemeral"}}`), carried as is; Anthropic validates it."""
+    control = part.get("cache_control") if isinstance(part, Mapping) else None
+    if control is not None:
+        block["cache_control"] = control
+    return block
+
+
 def _plain_text(content: Any) -> str:
     """The text of a string content or of OpenAI text/refusal parts."""
     if isinstance(content, str):
@@ -262,7 +285,7 @@ def _tool(tool: Mapping[str, Any]) -> Block:
     }
     if function.get("description"):
         translated["description"] = function["description"]
-    return translated
+    return _with_cache_control(translated, tool)
 
 
 def _tool_choice(choice: Any, parallel_tool_calls: Any) -> Block | None:

@@ -120,9 +120,18 @@ class OpenAIStreamReader(AssembledStream):
 
 
 def usage_details(usage: dict[str, Any]) -> dict[str, Any]:
-    """The detail objects of an OpenAI usage block, kept as sent (cached and reasoning tokens)."""
+    """The detail objects of an OpenAI usage block, kept as sent (cached and reasoning tokens).
+
+    DeepSeek reports its cache hits as `prompt_cache_hit_tokens` beside `prompt_cache_miss_tokens`
+    (api-docs.deepseek.com/guides/kv_cache; both are parts of `prompt_tokens`); they become
+    `prompt_tokens_details.cached_tokens` when the provider did not send that itself."""
     names = ("prompt_tokens_details", "completion_tokens_details")
-    return {k: usage[k] for k in names if isinstance(usage.get(k), dict)}
+    details = {k: usage[k] for k in names if isinstance(usage.get(k), dict)}
+    hits = token_count(usage.get("prompt_cache_hit_tokens"))
+    prompt = details.get("prompt_tokens_details") or {}
+    if hits is not None and token_count(prompt.get("cached_tokens")) is None:
+        details["prompt_tokens_details"] = {**prompt, "cached_tokens": hits}
+    return details
 
 
 def _text(value: Any) -> str | None:

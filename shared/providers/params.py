@@ -136,6 +136,34 @@ def forwardable(model: Model, provider: Provider, body: Mapping[str, Any]) -> tu
         kept["messages"] = [{k: v for k, v in m.items() if k != "name"} for m in kept["messages"]]
         dropped.append("messages[].name")
     anthropic = provider.wire_format is WireFormat.ANTHROPIC_MESSAGES
+    if not anthropic and _strip_cache_control(kept):
+        dropped.append("cache_control")
     normalised = normalise(model_rules(model, provider), kept, efforts=model.reasoning_efforts,
                            rename_token_field=not anthropic)
     return normalised.body, dropped + normalised.changes
+
+
+def _strip_cache_control(body: dict[str, Any]) -> bool:
+    """Remove Anthropic `cache_control` markers (LiteLLM's convention: on content parts and tools)
+    from a body for an OpenAI-compatible provider, which caches on its own and documents no such
+    key; True when there were any. Copies only what it changes."""
+    changed = False
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        out = []
+        for message in messages:
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if isinstance(content, list) and any(isinstance(p, Mapping) and "cache_control" in p for p in content):
+                parts = [{k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, Mapping) else p
+                         for p in content]
+                message = {**message, "content": parts}
+                changed = True
+            out.append(message)
+        if changed:
+            body["messages"] = out
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, Mapping) and "cache_control" in t for t in tools):
+        body["tools"] = [{k: v for k, v in t.items() if k != "cache_control"} if isinstance(t, Mapping) else t
+                         for t in tools]
+        changed = True
+    return changed

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.providers.classify import token_count
+
 if TYPE_CHECKING:
     from shared.providers.stream import StreamReader
 
@@ -21,6 +23,23 @@ class UpstreamRequest:
     url: str
     headers: Mapping[str, str] = field(repr=False)
     body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSplit:
+    """A call's tokens as they are priced. `prompt` is every prompt token, cache reads and writes
+    included (OpenAI's `prompt_tokens`; for Anthropic, input + cache reads + cache writes);
+    `reasoning` is part of `completion`. The parts never exceed their whole."""
+
+    prompt: int
+    completion: int
+    cached: int = 0  # prompt tokens read from the provider's prompt cache
+    cache_write: int = 0  # prompt tokens written to it (Anthropic reports these)
+    reasoning: int = 0
+
+    @property
+    def uncached(self) -> int:
+        return self.prompt - self.cached - self.cache_write
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +64,16 @@ class Completion:
     system_fingerprint: str | None = None
     service_tier: str | None = None
 
+    def tokens(self) -> TokenSplit:
+        """The token split from the usage details, each part clamped into its whole (a vendor that
+        reports more cached than prompt tokens is not believed past the prompt)."""
+        prompt_details = self.usage_details.get("prompt_tokens_details")
+        completion_details = self.usage_details.get("completion_tokens_details")
+        cached = min(_count(prompt_details, "cached_tokens"), self.input_tokens)
+        written = min(_count(prompt_details, "cache_write_tokens"), self.input_tokens - cached)
+        reasoning = min(_count(completion_details, "reasoning_tokens"), self.output_tokens)
+        return TokenSplit(self.input_tokens, self.output_tokens, cached, written, reasoning)
+
     @property
     def finish_reason(self) -> str | None:
         """The first choice's finish reason, the one receipts record."""
@@ -52,6 +81,10 @@ class Completion:
             return None
         reason = self.choices[0].get("finish_reason")
         return reason if isinstance(reason, str) else None
+
+
+def _count(details: Any, name: str) -> int:
+    return (token_count(details.get(name)) or 0) if isinstance(details, Mapping) else 0
 
 
 class WireAdapter(Protocol):

@@ -15,6 +15,7 @@ def receipt_of(call: CallRecord, *, job_id: str, tenant_id: UUID, request: ChatC
                receipt_id: str, charge: Charge, latency_ms: int, now: datetime) -> Receipt:
     model = call.served.model if call.served else None
     completion = call.completion
+    tokens = completion.tokens() if completion else None
     routing: dict[str, Any] | None = None
     if call.decision_log is not None or call.fallbacks:
         routing = {"decision_log": call.decision_log, "fallbacks": call.fallbacks}
@@ -28,8 +29,11 @@ def receipt_of(call: CallRecord, *, job_id: str, tenant_id: UUID, request: ChatC
         model_slug=model.slug if model else None,
         provider=call.served.provider.name if call.served else None,
         upstream_model=model.upstream_model if model else None,
-        input_tokens=completion.input_tokens if completion else 0,
-        output_tokens=completion.output_tokens if completion else 0,
+        input_tokens=tokens.prompt if tokens else 0,
+        output_tokens=tokens.completion if tokens else 0,
+        cached_input_tokens=tokens.cached if tokens else 0,
+        cache_write_tokens=tokens.cache_write if tokens else 0,
+        reasoning_tokens=tokens.reasoning if tokens else 0,
         estimated_cost_usd=charge.estimated_usd,
         cost_usd=charge.cost_usd,
         latency_ms=latency_ms,

@@ -52,7 +52,7 @@ def charge_of(call: CallRecord) -> Charge:
     # A streamed call that stopped part way (the caller left, the provider broke off) keeps the
     # partial answer in `completion`: what was generated was paid for upstream, so it is billed.
     billable = call.succeeded or (completion is not None and completion.streamed)
-    cost = (actual_cost(served.model, completion.input_tokens, completion.output_tokens)
+    cost = (actual_cost(served.model, completion.tokens())
             if billable and served is not None and completion is not None else Decimal(0))
     priced = served or (call.plan.chosen if call.plan else None)
     estimate = priced.estimated_cost_usd if priced else None

@@ -41,6 +41,10 @@ class Receipt:
     reasoning_effort: str | None = None  # the effort the call carried: the caller's, or ainfera-auto's choice
     streamed: bool = False  # the answer was relayed to the caller as it was generated
     usage_estimated: bool = False  # the provider reported no usage: the tokens were counted by us
+    # Parts of input_tokens (cache reads, cache writes) and of output_tokens (reasoning).
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values, as the database's finish_dispatch() takes them."""
@@ -68,6 +72,9 @@ class Receipt:
             "reasoning_effort": self.reasoning_effort,
             "streamed": self.streamed,
             "usage_estimated": self.usage_estimated,
+            "cached_input_tokens": self.cached_input_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @staticmethod
@@ -85,6 +92,8 @@ class Receipt:
             error_code=row["error_code"], routing=row["routing"], created_at=datetime.fromisoformat(row["created_at"]),
             signature=row["signature"], signing_kid=row["signing_kid"], reasoning_effort=row["reasoning_effort"],
             streamed=row.get("streamed", False), usage_estimated=row.get("usage_estimated", False),
+            cached_input_tokens=row.get("cached_input_tokens", 0), cache_write_tokens=row.get("cache_write_tokens", 0),
+            reasoning_tokens=row.get("reasoning_tokens", 0),
         )
 
     def public(self) -> dict[str, Any]:
@@ -107,7 +116,7 @@ class Receipt:
             "model": self.model_slug,
             "provider": self.provider,
             "upstream_model": self.upstream_model,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "usage": self.usage(),
             "estimated_cost_usd": money(self.estimated_cost_usd) if self.estimated_cost_usd is not None else None,
             "cost_usd": money(self.cost_usd),
             "latency_ms": self.latency_ms,
@@ -126,6 +135,16 @@ class Receipt:
         if self.usage_estimated:
             body["usage_estimated"] = True
         return body
+
+    def usage(self) -> dict[str, int]:
+        """The token counts a receipt (and its audit event) shows. The split of the prompt (cache
+        reads and writes) and of the output (reasoning) is present only when not zero, so receipts
+        signed before it existed still verify."""
+        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+            if value := getattr(self, name):
+                usage[name] = value
+        return usage
 
 
 def money(value: Decimal) -> str:

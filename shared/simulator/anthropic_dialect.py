@@ -97,12 +97,7 @@ class AnthropicDialect:
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": request.prompt_tokens,
-                "output_tokens": answer.completion_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            },
+            "usage": {**_input_usage(request), "output_tokens": answer.completion_tokens},
         }
         return Reply(200, orjson.dumps(body))
 
@@ -113,8 +108,7 @@ class AnthropicDialect:
         output tokens, message_stop. Each event is named in an `event:` line and repeats its type."""
         message: dict[str, Any] = {"id": f"msg_{secrets.token_hex(12)}", "type": "message", "role": "assistant",
                    "model": request.model, "content": [], "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": request.prompt_tokens, "output_tokens": 1,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+                   "usage": {**_input_usage(request), "output_tokens": 1}}
         events = [_event({"type": "message_start", "message": message})]
         if answer.tool_call is not None:
             call = answer.tool_call
@@ -137,6 +131,13 @@ class AnthropicDialect:
 
     def malformed(self) -> Reply:
         return Reply(200, b'{"id": "msg_sim", "type": "message", "content": [{"type": "text", "text": }')
+
+
+def _input_usage(request: ParsedRequest) -> dict[str, int]:
+    """Anthropic's input counts: `input_tokens` excludes what was read from or written to the cache."""
+    read, written = (request.cache.read, request.cache.written) if request.cache else (0, 0)
+    return {"input_tokens": request.prompt_tokens - read - written, "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": read}
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from shared.catalog.types import WireFormat
 from shared.simulator.answers import Answer, choose_tool, json_answer, text_answer, tool_answer
 from shared.simulator.anthropic_dialect import AnthropicDialect
+from shared.simulator.anthropic_request import Invalid
 from shared.simulator.control import handle_control, is_loopback
 from shared.simulator.delivery import Delivery, Mode, deliver, read_body, send_json, stream_events
 from shared.simulator.dialect import Dialect, ParsedRequest, Reply
@@ -29,6 +30,7 @@ from shared.simulator.knowledge import Knowledge, ProviderFacts, load_knowledge
 from shared.simulator.openai_dialect import OpenAIDialect, vendor_refusal
 from shared.simulator.param_check import refusal as rules_refusal
 from shared.simulator.profiles import SKIPPED_HEADER, LatencyPriors
+from shared.simulator.prompt_cache import PromptCache, request_usage
 from shared.simulator.stats import Stats
 
 _DIALECTS: Mapping[WireFormat, Dialect] = {
@@ -49,6 +51,7 @@ class SimulatorApp:
         self.stream_interval_ms = stream_interval_ms
         self.faults = FaultBook()
         self.stats = Stats()
+        self.prompt_cache = PromptCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,6 +137,11 @@ class SimulatorApp:
             retry_after = DEFAULT_RETRY_AFTER_S if directives.retry_after_s is None else directives.retry_after_s
             reply = dialect.failure(directives.fail_status, model=parsed.model, retry_after_s=retry_after)
             return Delivery(reply, delay_s=delay_s)
+        try:
+            cache = request_usage(self.prompt_cache, facts, headers.get(facts.auth_header, ""), payload, parsed)
+        except Invalid as exc:
+            return Delivery(dialect.error(400, str(exc)))
+        parsed = replace(parsed, cache=cache)
         answer = self._answer(facts, parsed, directives)
         if parsed.stream:
             return self._stream(dialect, parsed, answer, directives, fixed_ms,

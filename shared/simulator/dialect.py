@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.simulator.answers import Answer, ToolSpec
 from shared.simulator.knowledge import ProviderFacts
+
+if TYPE_CHECKING:
+    from shared.simulator.prompt_cache import CacheUsage
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -43,6 +46,7 @@ class ParsedRequest:
     stream: bool = False  # answer as server-sent events
     include_usage: bool = False  # OpenAI `stream_options.include_usage`: a last chunk with the usage
     answer_schema: Mapping[str, Any] | None = None  # a structured answer asked for: its schema ({} for JSON mode)
+    cache: CacheUsage | None = None  # prompt tokens read from / written to the provider's cache (prompt_cache.py)
 
 
 class Dialect(Protocol):

@@ -194,7 +194,7 @@ class OpenAIDialect:
             "created": int(time.time()),
             "model": request.model,
             "choices": choices,
-            "usage": _usage(request.prompt_tokens, completion_tokens),
+            "usage": _usage(request.prompt_tokens, completion_tokens, request),
             "system_fingerprint": None,
         }
         return Reply(200, orjson.dumps(body))
@@ -230,7 +230,8 @@ class OpenAIDialect:
                                                    for i in range(request.choices)]}))
         if request.include_usage:
             completion_tokens = answer.completion_tokens * request.choices
-            events.append(_event({**head, "choices": [], "usage": _usage(request.prompt_tokens, completion_tokens)}))
+            events.append(_event({**head, "choices": [], "usage": _usage(request.prompt_tokens, completion_tokens,
+                                                                               request)}))
         events.append(b"data: [DONE]\n\n")
         return tuple(events)
 
@@ -238,11 +239,15 @@ class OpenAIDialect:
         return Reply(200, b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0,, }')
 
 
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    """OpenAI's usage block, with the detail objects it sends (nothing is cached or reasoned here)."""
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+def _usage(prompt_tokens: int, completion_tokens: int, request: ParsedRequest) -> dict[str, Any]:
+    """OpenAI's usage block, with the detail objects it sends (nothing is reasoned here); cached
+    prompt tokens as `prompt_cache.py` found them, in DeepSeek's own fields for DeepSeek."""
+    cached = request.cache.read if request.cache else 0
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+    if request.cache is not None and request.cache.style == "deepseek":
+        return {**usage, "prompt_cache_hit_tokens": cached, "prompt_cache_miss_tokens": prompt_tokens - cached}
+    return {**usage, "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
 

@@ -221,7 +221,11 @@ async def test_models_list_shows_active_models_with_our_fields(system, settings)
     assert "llama-3.3-70b@cerebras" not in ids  # seeded inactive: the research marks it retired
     groq = next(m for m in data if m["id"] == "llama-3.3-70b@groq")
     assert groq["provider"] == "groq" and groq["stack"] == "us" and groq["fast_tier"] is True
-    assert groq["pricing"] == {"input_usd_per_mtok": 0.59, "output_usd_per_mtok": 0.79}
+    assert groq["pricing"] == {"input_usd_per_mtok": 0.59, "output_usd_per_mtok": 0.79,
+                               "cached_input_usd_per_mtok": None, "cache_write_usd_per_mtok": None}
+    claude = next(m for m in data if m["id"] == "claude-sonnet-4.5@anthropic")
+    assert claude["pricing"] == {"input_usd_per_mtok": 3.0, "output_usd_per_mtok": 15.0,
+                                 "cached_input_usd_per_mtok": 0.3, "cache_write_usd_per_mtok": 3.75}
     china = (await client.get("/v1/models?stack=china", headers=auth)).json()["data"]
     assert {m["stack"] for m in china if m["id"] != "ainfera-auto"} == {"china"}
     avoid = (await client.get("/v1/models?stack=avoid-china", headers=auth)).json()["data"]

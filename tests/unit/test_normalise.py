@@ -122,3 +122,15 @@ def test_the_body_passed_in_is_not_changed():
 def test_an_unknown_provider_gets_the_conservative_rules():
     rules = rules_for("no-such-provider", "x")
     assert not rules.logprobs and rules.input_modalities == frozenset({"text"})
+
+
+def test_cache_control_markers_reach_claude_and_are_taken_off_for_openai_compatible_providers():
+    part = {"type": "text", "text": "long shared context", "cache_control": {"type": "ephemeral"}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}},
+            "cache_control": {"type": "ephemeral"}}
+    body = {"messages": [{"role": "user", "content": [part]}], "tools": [tool], "max_tokens": 64}
+    sent, changes = forward("openai", "gpt-4.1", body)
+    assert "cache_control" not in sent["messages"][0]["content"][0] and "cache_control" not in sent["tools"][0]
+    assert changes == ["cache_control"] and "cache_control" in body["messages"][0]["content"][0]
+    kept, changes = forward("anthropic", "claude-sonnet-4-5", body)
+    assert kept["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"} and changes == []

@@ -12,7 +12,8 @@ SELECT id, tenant_id, kind, status, requested_model, response, http_status, rece
 -- name: get_receipt
 SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, upstream_model, input_tokens,
        output_tokens, estimated_cost_usd, cost_usd, latency_ms, upstream_latency_ms, attempts, error_code,
-       routing, created_at, signature, signing_kid, reasoning_effort, streamed, usage_estimated
+       routing, created_at, signature, signing_kid, reasoning_effort, streamed, usage_estimated,
+       cached_input_tokens, cache_write_tokens, reasoning_tokens
   FROM receipts WHERE id = $1 AND tenant_id = $2;
 
 -- name: create_stored_job
@@ -41,7 +42,8 @@ RETURNING attempt;
 -- A tenant's receipts, newest first; `after` is the last id of the previous page.
 SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, upstream_model, input_tokens,
        output_tokens, estimated_cost_usd, cost_usd, latency_ms, upstream_latency_ms, attempts, error_code,
-       routing, created_at, signature, signing_kid, reasoning_effort, streamed, usage_estimated
+       routing, created_at, signature, signing_kid, reasoning_effort, streamed, usage_estimated,
+       cached_input_tokens, cache_write_tokens, reasoning_tokens
   FROM receipts r
  WHERE r.tenant_id = $1
    AND ($2::text IS NULL OR (r.created_at, r.id) < (SELECT a.created_at, a.id FROM receipts a
