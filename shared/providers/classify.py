@@ -51,7 +51,8 @@ _MODEL_NOT_FOUND_TEXT = re.compile(
 _UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
 _UNSUPPORTED_TEXT = re.compile(
     r"\bunsupported (?:parameter|value)\b|\bis not supported (?:with|by|for) this model\b"
-    r"|\bcannot both be specified\b|\bdoes not support\b.{0,80}\bwith this model\b",
+    r"|\bcannot both be specified\b|\bdoes not support\b.{0,80}\bwith this model\b"
+    r"|\bnot allowed to request logprobs\b",  # OpenAI's 403 for logprobs on a reasoning model
     re.IGNORECASE,
 )
 _QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached", "enforced_spend_limit_reached"})
@@ -76,6 +77,9 @@ def classify(status: int, headers: Mapping[str, str], fault: UpstreamFault) -> U
     """The one status table: map a non-2xx answer to the error the rest of the system reasons about."""
     detail = scrub(fault.message)
     said = f": {detail}" if detail else ""
+    if status in (400, 403, 422) and not fault.model_not_found and _unsupported(fault):
+        return UnsupportedByModel(f"this model does not take a field of the request (HTTP {status}){said}",
+                                  upstream_status=status)
     if status in (401, 403):
         # The provider's text may echo part of the key, so it is not passed on.
         return UpstreamAuthFailed(f"provider rejected our credentials (HTTP {status})", upstream_status=status)
@@ -109,9 +113,6 @@ def classify(status: int, headers: Mapping[str, str], fault: UpstreamFault) -> U
             upstream_status=status,
             retry_after_s=retry_after_seconds(headers),
         )
-    if status in (400, 422) and _unsupported(fault):
-        return UnsupportedByModel(f"this model does not take a field of the request (HTTP {status}){said}",
-                                  upstream_status=status)
     if 400 <= status < 500:
         return UpstreamRejected(f"provider rejected the request (HTTP {status}){said}", upstream_status=status)
     return UpstreamMalformed(f"provider answered with unexpected HTTP {status}", upstream_status=status)

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from shared.errors import (
+    UnsupportedByModel,
     UpstreamAuthFailed,
     UpstreamError,
     UpstreamMalformed,
@@ -19,7 +20,7 @@ from shared.errors import (
     UpstreamServerError,
 )
 from shared.providers.anthropic_messages import AnthropicMessagesAdapter
-from shared.providers.classify import scrub
+from shared.providers.classify import UpstreamFault, classify, scrub
 from shared.providers.openai_chat import OpenAIChatAdapter
 from shared.providers.retry_after import parse_duration, parse_retry_after, retry_after_seconds
 
@@ -231,3 +232,21 @@ def test_retry_after_values_and_durations() -> None:
     assert parse_duration("20ms") == pytest.approx(0.02)
     assert parse_duration("1h2m3s") == 3723.0
     assert parse_duration("6 minutes") is None
+
+
+@pytest.mark.parametrize(("status", "code", "message"), [
+    (400, "unsupported_parameter",
+     "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."),
+    (400, "unsupported_value",
+     "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported."),
+    (400, None, "`temperature` and `top_p` cannot both be specified for this model. Please use only one."),
+    (403, None, "You are not allowed to request logprobs from this model"),
+])
+def test_a_refused_parameter_is_unsupported_by_the_model_so_another_may_be_tried(status, code, message):
+    error = classify(status, {}, UpstreamFault(message, code))
+    assert isinstance(error, UnsupportedByModel) and error.code == "unsupported_parameter"
+
+
+def test_a_plain_rejection_is_not_taken_for_an_unsupported_parameter():
+    assert not isinstance(classify(400, {}, UpstreamFault("messages: field required", None)), UnsupportedByModel)
+    assert not isinstance(classify(403, {}, UpstreamFault("forbidden", None)), UnsupportedByModel)
