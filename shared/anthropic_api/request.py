@@ -151,6 +151,7 @@ class MessagesRequest(CountTokensRequest):
 
 
 R = TypeVar("R", bound=CountTokensRequest)
+_COUNTED = frozenset(CountTokensRequest.model_fields)
 
 
 def validate_messages_request(data: Any, kind: type[R]) -> R:
@@ -158,21 +159,45 @@ def validate_messages_request(data: Any, kind: type[R]) -> R:
     the error names the field as Anthropic's API does (`messages.0.content`)."""
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    if kind is CountTokensRequest:
+        # A message's own fields (max_tokens, stream, sampling) do not change its count: ignored.
+        data = {k: v for k, v in data.items() if k in _COUNTED or k not in MessagesRequest.model_fields}
     try:
         return kind.model_validate(data)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"] if not _is_branch(p))
+        # A union reports each member's error; the deepest is the one about what was sent, and among
+        # equals, one that is not merely "not of this member's type".
+        errors = e.errors(include_url=False)
+        err = max(errors, key=lambda error: (len(error["loc"]), not error["type"].endswith("_type")))
+        where = _where(err["loc"], data)
         if err["type"] == "missing":
             raise InvalidRequest(f"{where}: Field required", code="invalid_value", param=where) from e
         raise InvalidRequest(f"{where}: {err['msg']}", code="invalid_value", param=where or None) from e
 
 
-def _is_branch(part: str | int) -> bool:
-    # pydantic names union members and tags in `loc` (`str`, `list[...]`, `text`); they are not fields.
-    return isinstance(part, str) and (part in ("str", "text", "image", "tool_use", "tool_result", "thinking",
-                                               "redacted_thinking", "base64", "url")
-                                      or "[" in part or part.startswith("function-"))
+_MEMBER_LABELS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _where(loc: tuple[str | int, ...], data: Any) -> str:
+    """pydantic's error location as a path into what was sent. pydantic also names union members
+    (`str`, `list[...]`) and, for a block, the value of its `type` tag; those are not in the body."""
+    kept: list[str] = []
+    current, tag_passed = data, False
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part.startswith("function-") or part in _MEMBER_LABELS):
+            continue
+        if isinstance(current, dict) and not tag_passed and current.get("type") == part:
+            tag_passed = True
+            continue
+        kept.append(str(part))
+        tag_passed = False
+        if isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return ".".join(kept)
 
 
 # --- into a chat-completions body ----------------------------------------------------------------

@@ -124,9 +124,10 @@ def test_tool_use_streams_as_input_json_deltas(client, model):
     assert final.stop_reason == "tool_use"
 
 
-def test_cache_control_markers_are_accepted(client):
+@pytest.mark.parametrize("model", [CLAUDE, OPENAI])
+def test_cache_control_markers_are_accepted(client, model):
     message = client.messages.create(
-        model=CLAUDE, max_tokens=64,
+        model=model, max_tokens=64,
         system=[{"type": "text", "text": "You are a sea captain.", "cache_control": {"type": "ephemeral"}}],
         tools=[{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": [
