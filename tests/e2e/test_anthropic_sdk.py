@@ -184,3 +184,18 @@ def test_count_tokens_is_our_marked_estimate(client):
     alone = client.messages.count_tokens(model=CLAUDE, messages=HELLO).input_tokens
     assert 0 < alone < with_tool
     assert client.messages.count_tokens(model="ainfera-auto", messages=HELLO * 3).input_tokens > alone
+
+
+def test_a_repeated_idempotency_key_replays_the_message_and_the_stream(client):
+    key = {"Idempotency-Key": "anthropic-replay-1"}
+    first = client.messages.with_raw_response.create(model=OPENAI, max_tokens=32, messages=HELLO, extra_headers=key)
+    again = client.messages.with_raw_response.create(model=OPENAI, max_tokens=32, messages=HELLO, extra_headers=key)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.parse().model_dump() == first.parse().model_dump()
+    streamed = {"Idempotency-Key": "anthropic-replay-2"}
+    with client.messages.stream(model=OPENAI, max_tokens=32, messages=HELLO, extra_headers=streamed) as stream:
+        live = stream.get_final_message()
+    with client.messages.stream(model=OPENAI, max_tokens=32, messages=HELLO, extra_headers=streamed) as stream:
+        replayed = stream.get_final_message()
+    assert replayed.id == live.id and replayed.content == live.content
+    assert replayed.usage.output_tokens == live.usage.output_tokens
