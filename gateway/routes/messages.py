@@ -1,6 +1,6 @@
 """`POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API, so Anthropic
 clients work unchanged. A message is translated into a chat-completions request
-(`shared/anthropic_api/request.py`) and goes through the same submit, queue, worker, receipts and
+(`shared/anthropic_api/chat_request.py`) and goes through the same submit, queue, worker, receipts and
 audit as `POST /v1/chat/completions`; its answer and its stream are translated back. Errors on
 these routes have Anthropic's shape (`gateway/errors.py`).
 """
@@ -24,10 +24,11 @@ from gateway.responses import JSONResponse
 from gateway.routes.chat import check_model, outcome_headers
 from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
+from shared.anthropic_api.chat_request import chat_body
 from shared.anthropic_api.errors import from_envelope
 from shared.anthropic_api.events import MessageEvents, error_event, replay_events
 from shared.anthropic_api.models import catalog_slug
-from shared.anthropic_api.request import CountTokensRequest, MessagesRequest, chat_body, validate_messages_request
+from shared.anthropic_api.request import CountTokensRequest, MessagesRequest, validate_messages_request
 from shared.anthropic_api.response import to_message
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request

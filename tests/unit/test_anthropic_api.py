@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from shared.anthropic_api.chat_request import chat_body
 from shared.anthropic_api.errors import error_body, from_envelope
 from shared.anthropic_api.events import MessageEvents, replay_events
 from shared.anthropic_api.models import catalog_slug
-from shared.anthropic_api.request import CountTokensRequest, MessagesRequest, chat_body, validate_messages_request
+from shared.anthropic_api.request import CountTokensRequest, MessagesRequest, validate_messages_request
 from shared.anthropic_api.response import to_message, usage
 from shared.catalog.seed import load_seed
 from shared.catalog.types import Catalog
@@ -83,6 +84,13 @@ def test_tool_use_and_tool_result_become_tool_calls_and_tool_messages():
         {"role": "tool", "tool_call_id": "toolu_1",
          "content": [{"type": "text", "text": "18 C", "cache_control": EPHEMERAL}]},
         {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]}]
+
+
+def test_an_assistant_turn_of_nothing_but_thinking_is_dropped():
+    body = translate(messages=[{"role": "user", "content": "a"},
+                               {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "x"}]},
+                               {"role": "user", "content": "b"}])
+    assert [m["role"] for m in body["messages"]] == ["user", "user"]
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
