@@ -169,7 +169,9 @@ class RelayedStream(StreamingResponse):
                 return
             expected += 1
             if message.kind is Kind.CHUNK:
-                yield self._fmt.chunk(message.data)
+                events = self._fmt.chunk(message.data)
+                if events:  # a chunk may carry nothing the caller's format shows (Anthropic's usage chunk)
+                    yield events
             else:
                 # DONE, or an error after the first chunk (FAILED_BEFORE_START and HEAD cannot follow one).
                 self._ended_by_worker = True
