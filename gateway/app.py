@@ -1,4 +1,5 @@
-"""The gateway's app factory and lifespan: open resources once, serve the OpenAI-compatible API."""
+"""The gateway's app factory and lifespan: open resources once, serve the OpenAI-compatible API
+(and Anthropic's Messages API)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ from gateway.errors import install_error_handlers
 from gateway.middleware import AccessLog
 from gateway.openapi import install_openapi
 from gateway.responses import JSONResponse
-from gateway.routes import admin, audit, batches, chat, fanout, files, health, jobs, models, receipts, routing
+from gateway.routes import (
+    admin,
+    audit,
+    batches,
+    chat,
+    fanout,
+    files,
+    health,
+    jobs,
+    messages,
+    models,
+    receipts,
+    routing,
+)
 from gateway.url_params import refuse_unstorable_params
 from shared.logging import configure_logging
 from shared.queue.names import ASYNC_WAITERS_INSTANCE
@@ -48,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (chat, routing, models, files, batches, jobs, receipts, audit, admin, fanout, health):
+    for module in (chat, messages, routing, models, files, batches, jobs, receipts, audit, admin, fanout, health):
         app.include_router(module.router)
     app.add_middleware(AccessLog)
     return app

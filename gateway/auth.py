@@ -5,6 +5,9 @@ from a mistyped one. Tenant keys are looked up by SHA-256 hash (a token not shap
 keys is refused without a lookup, see `shared.auth.directory`); the admin key comes from
 settings and is compared in constant time.
 
+The Messages routes (`/v1/messages`) take `owner: KeyHeaderOwner`: Anthropic's `x-api-key: <key>`
+header, or the same bearer header, with the same tenant keys.
+
 Routes take `owner: Owner` (or list `TENANT` in their router's dependencies when they need
 no owner); admin routers list `ADMIN`. Dependencies run after the app-wide URL check
 (`gateway.url_params`) and before the handler, so a route that streams its body still
@@ -24,16 +27,26 @@ from shared.db.tenants import KeyOwner
 from shared.errors import AuthenticationFailed
 
 _MESSAGE = "Incorrect API key provided. Send 'Authorization: Bearer <key>' with a valid key."
+_KEY_HEADER_MESSAGE = "Incorrect API key provided. Send 'x-api-key: <key>' with a valid key."
 
 
 async def authenticate(request: Request) -> KeyOwner:
     """The tenant behind the request's bearer key; a 401 for anything else."""
-    token = bearer_token(request.headers.get("authorization"))
+    return await _owner(request, bearer_token(request.headers.get("authorization")), _MESSAGE)
+
+
+async def authenticate_key_header(request: Request) -> KeyOwner:
+    """The tenant behind `x-api-key` (Anthropic's header), else behind the bearer key; a 401 for anything else."""
+    token = request.headers.get("x-api-key", "").strip() or bearer_token(request.headers.get("authorization"))
+    return await _owner(request, token, _KEY_HEADER_MESSAGE)
+
+
+async def _owner(request: Request, token: str | None, message: str) -> KeyOwner:
     if token is None:
-        raise AuthenticationFailed(_MESSAGE)
+        raise AuthenticationFailed(message)
     owner = await gateway_state(request).res.tenants.owner_of(token)
     if owner is None:
-        raise AuthenticationFailed(_MESSAGE)
+        raise AuthenticationFailed(message)
     return owner
 
 
@@ -46,5 +59,6 @@ async def require_admin(request: Request) -> None:
 
 
 Owner = Annotated[KeyOwner, Depends(authenticate)]
+KeyHeaderOwner = Annotated[KeyOwner, Depends(authenticate_key_header)]
 TENANT = Depends(authenticate)
 ADMIN = Depends(require_admin)

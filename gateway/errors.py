@@ -1,4 +1,5 @@
-"""The one place errors become HTTP responses: always the OpenAI envelope, never a traceback."""
+"""The one place errors become HTTP responses, never a traceback: the OpenAI envelope, or on the
+Messages routes (`/v1/messages...`) Anthropic's error shape (`shared/anthropic_api/errors.py`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.responses import JSONResponse
+from shared.anthropic_api.errors import anthropic_status, error_body
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.errors import (
     AinferaError,
@@ -26,44 +28,62 @@ log = get_logger(__name__)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}
 
 
-def error_response(err: AinferaError, headers: dict[str, str] | None = None) -> JSONResponse:
+MESSAGES_PATH = "/v1/messages"
+
+
+def speaks_anthropic(path: str) -> bool:
+    """True for the routes that answer in Anthropic's shapes, errors included."""
+    return path == MESSAGES_PATH or path.startswith(MESSAGES_PATH + "/")
+
+
+def error_response(err: AinferaError, headers: dict[str, str] | None = None, *, path: str = "") -> JSONResponse:
+    """`err` as the API at `path` reports errors (OpenAI's envelope unless it is a Messages route)."""
     hdrs = dict(headers or {})
     if isinstance(err, AuthenticationFailed):
         hdrs["www-authenticate"] = "Bearer"
+    if speaks_anthropic(path):
+        return JSONResponse(error_body(err.status, err.message), status_code=anthropic_status(err.status),
+                            headers=hdrs)
     return JSONResponse(err.envelope(), status_code=err.status, headers=hdrs)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_ainfera(_req: Request, exc: Exception) -> JSONResponse:
+    async def on_ainfera(req: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AinferaError)
-        return error_response(exc)
+        return error_response(exc, path=req.url.path)
 
-    async def on_validation(_req: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(req: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         return error_response(InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}.",
-                                             code="invalid_value", param=param or None))
+                                             code="invalid_value", param=param or None), path=req.url.path)
 
-    async def on_http(_req: Request, exc: Exception) -> JSONResponse:
+    async def on_http(req: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             err: AinferaError = NotFound("Unknown URL. See /docs for the API.", code="unknown_url")
-            return error_response(err)
+            return error_response(err, path=req.url.path)
+        headers = dict(exc.headers or {})
+        if speaks_anthropic(req.url.path):
+            return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
+                                headers=headers)
         body = {"error": {"message": str(exc.detail), "type": "invalid_request_error",
                           "code": _HTTP_CODES.get(exc.status_code, "http_error"), "param": None}}
-        return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
-    async def on_unavailable(_req: Request, exc: Exception) -> JSONResponse:
+    async def on_unavailable(req: Request, exc: Exception) -> JSONResponse:
         # Postgres or Redis went away (restart, failover): a retryable 503, not a 500.
         log.warning("dependency_unavailable", error=type(exc).__name__)
-        return error_response(ServiceUnavailable("A backing service is briefly unavailable; retry shortly."))
+        return error_response(ServiceUnavailable("A backing service is briefly unavailable; retry shortly."),
+                              path=req.url.path)
 
-    async def on_unexpected(_req: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(req: Request, exc: Exception) -> JSONResponse:
         # Process boundary: anything unanticipated is logged with its traceback here and
         # answered with a generic envelope; internals never reach the caller.
         log.exception("unhandled_error", error=type(exc).__name__)
-        return error_response(InternalError("The server had an error while processing your request."))
+        return error_response(InternalError("The server had an error while processing your request."),
+                              path=req.url.path)
 
     app.add_exception_handler(AinferaError, on_ainfera)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -207,7 +207,7 @@ async def idempotent(request: Request, st: GatewayState, tenant_id: UUID, body: 
     try:
         response = await handler(got)
     except AinferaError as e:
-        response = error_response(e)
+        response = error_response(e, path=request.url.path)
     except BaseException:
         if got.work_id is None:
             await got.release()

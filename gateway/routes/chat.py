@@ -49,6 +49,11 @@ def check_model(catalog: Catalog, req: ChatCompletionRequest, policy: TenantPoli
 
 
 def outcome_response(outcome: Outcome) -> JSONResponse:
+    return JSONResponse(outcome.body, status_code=outcome.http_status, headers=outcome_headers(outcome))
+
+
+def outcome_headers(outcome: Outcome) -> dict[str, str]:
+    """Our `x-ainfera-*` headers for a job's answer: job, receipt, cost, model, dropped params."""
     meta = outcome.meta
     headers: dict[str, str] = {}
     for header, key in (
@@ -63,7 +68,7 @@ def outcome_response(outcome: Outcome) -> JSONResponse:
     dropped = meta.get("dropped_params")
     if dropped:
         headers["x-ainfera-dropped-params"] = ", ".join(dropped)
-    return JSONResponse(outcome.body, status_code=outcome.http_status, headers=headers)
+    return headers
 
 
 def includes_usage(req: ChatCompletionRequest) -> bool:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import anthropic
 import openai
 import pytest
 from redis import Redis
@@ -39,6 +40,10 @@ class System:
     def openai_client(self, api_key: str) -> openai.OpenAI:
         """The official SDK pointed at the gateway, as its docs configure a base URL (no retries)."""
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key, max_retries=0)
+
+    def anthropic_client(self, api_key: str) -> anthropic.Anthropic:
+        """The official `anthropic` SDK pointed at the gateway as its docs show (it appends /v1/messages)."""
+        return anthropic.Anthropic(base_url=self.base_url, api_key=api_key, max_retries=0)
 
     def new_tenant(self, name: str = "e2e") -> dict[str, str]:
         out = self.cli("tenant", "create", "--name", name)

@@ -96,3 +96,14 @@ async def test_openapi_schema_describes_the_chat_request(client):
     schema = doc["components"]["schemas"]["ChatCompletionRequest"]
     assert {"model", "messages"} <= set(schema["required"])
     assert "RoutingHint" in doc["components"]["schemas"]
+
+
+async def test_openapi_schema_describes_the_messages_requests_apart_from_the_chat_ones(client):
+    doc = (await client.get("/openapi.json")).json()
+    for path, name in (("/v1/messages", "MessagesRequest"), ("/v1/messages/count_tokens", "CountTokensRequest")):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/Anthropic{name}"}
+    schemas = doc["components"]["schemas"]
+    assert "max_tokens" in schemas["AnthropicMessagesRequest"]["required"]
+    assert "role" in schemas["AnthropicMessage"]["properties"] and "role" in schemas["Message"]["properties"]
+    assert schemas["AnthropicMessage"] != schemas["Message"]

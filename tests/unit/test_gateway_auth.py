@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import SecretStr
 
 from gateway.app import create_app
-from gateway.auth import authenticate, require_admin
+from gateway.auth import authenticate, authenticate_key_header, require_admin
 from gateway.deps import GatewayState
 from gateway.url_params import refuse_unstorable_params
 from shared.db.tenants import KeyOwner, TenantRow
@@ -50,6 +50,8 @@ def test_every_api_route_checks_its_url_then_a_tenant_key_or_the_admin_key_first
             assert first == [refuse_unstorable_params], route.path
         elif route.path.startswith("/v1/admin/"):
             assert first == [refuse_unstorable_params, require_admin], route.path
+        elif route.path.startswith("/v1/messages"):  # Anthropic's x-api-key, or the bearer key
+            assert first == [refuse_unstorable_params, authenticate_key_header], route.path
         else:
             assert first == [refuse_unstorable_params, authenticate], route.path
 
@@ -75,6 +77,17 @@ async def test_admin_routes_refuse_anything_but_the_admin_key_with_one_401(clien
     headers = {"Authorization": header} if header else {}
     assert_refused(await client.post("/v1/admin/tenants", content=b"{not json", headers=headers))
     assert_refused(await client.get("/v1/admin/fanout/runs?limit=5", headers=headers))
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "sk-ainf-wrong"}, {"x-api-key": ADMIN_KEY},
+                                     {"authorization": "Bearer sk-ainf-wrong"}, {"x-api-key": "", "authorization": ""}])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+async def test_messages_routes_refuse_a_wrong_key_with_anthropics_401(client, headers, path):
+    r = await client.post(path, content=b"{not json", headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"type": "error", "error": {
+        "type": "authentication_error",
+        "message": "Incorrect API key provided. Send 'x-api-key: <key>' with a valid key."}}
 
 
 async def test_the_dependency_hands_the_owner_to_the_route(client):
