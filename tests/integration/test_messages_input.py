@@ -131,9 +131,20 @@ async def test_unknown_model_and_wrong_method_are_anthropic_errors(system):
 
 async def test_fields_without_a_chat_equivalent_are_reported_as_dropped(system):
     client, auth = system
-    body = {**MESSAGE, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 2048},
-            "context_management": {"edits": []}}
+    body = {**MESSAGE, "top_k": 5, "context_management": {"edits": []}}
     r = await client.post("/v1/messages", json=body, headers=auth)
     assert r.status_code == 200, r.text
-    assert r.headers["x-ainfera-dropped-params"] == "context_management, thinking, top_k"
+    assert r.headers["x-ainfera-dropped-params"] == "context_management, top_k"
     assert r.json()["type"] == "message" and r.json()["ainfera"]["dropped_params"]
+
+
+async def test_thinking_reaches_claude_and_is_dropped_when_it_cannot_fit(system, sim):
+    client, auth = system
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    r = await client.post("/v1/messages", json={**MESSAGE, "max_tokens": 4096, "thinking": thinking}, headers=auth)
+    assert r.status_code == 200, r.text
+    [entry] = (await sim.get("/_sim/requests")).json()["requests"]
+    assert entry["body"]["thinking"] == thinking
+    # A budget not below max_tokens would be refused by Claude: not sent, and said so.
+    r = await client.post("/v1/messages", json={**MESSAGE, "thinking": thinking}, headers=auth)
+    assert r.status_code == 200 and r.headers["x-ainfera-dropped-params"] == "thinking"
