@@ -171,7 +171,12 @@ CREATE TABLE public.api_keys (
     key_hash bytea NOT NULL,
     key_prefix text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    name text,
+    expires_at timestamp with time zone,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT api_keys_name_check CHECK (((name IS NULL) OR ((length(name) >= 1) AND (length(name) <= 200)))),
+    CONSTRAINT api_keys_settings_check CHECK ((jsonb_typeof(settings) = 'object'::text))
 );
 
 CREATE TABLE public.audit_events (

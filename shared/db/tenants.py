@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from shared.auth.key_settings import KeySettings
 from shared.db.queries import q
 from shared.db.types import Connection
 
@@ -21,6 +23,9 @@ class TenantRow:
 class KeyOwner:
     key_id: UUID
     tenant: TenantRow
+    key_name: str | None = None
+    expires_at: datetime | None = None
+    settings: KeySettings = field(default_factory=KeySettings)
 
 
 async def create_tenant(conn: Connection, name: str, spend_policy: dict[str, Any] | None = None) -> TenantRow:
@@ -49,7 +54,8 @@ async def owner_of_key_hash(conn: Connection, key_hash: bytes) -> KeyOwner | Non
     r = await conn.fetchrow(q("tenants", "tenant_for_key_hash"), key_hash)
     if r is None:
         return None
-    return KeyOwner(r["key_id"], TenantRow(r["tenant_id"], r["name"], r["spend_policy"]))
+    return KeyOwner(r["key_id"], TenantRow(r["tenant_id"], r["name"], r["spend_policy"]), key_name=r["key_name"],
+                    expires_at=r["expires_at"], settings=KeySettings.from_json(r["settings"]))
 
 
 async def tenant_by_name(conn: Connection, name: str) -> TenantRow | None:

@@ -10,25 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from shared.catalog.types import Catalog, Model
 from shared.errors import InvalidRequest, PermissionDenied
+from shared.routing.limits import Limits, LimitsDocument
 
 MAX_ENTRIES = 500
 
 
-class SpendPolicyDocument(BaseModel):
-    """The JSON a tenant's policy is set with (admin API, CLI)."""
+class SpendPolicyDocument(LimitsDocument):
+    """The JSON a tenant's policy is set with (admin API, CLI): bans and preferences, and the
+    tenant's limits (per-call cap, daily and monthly budgets, rate limits: `limits.py`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     banned_providers: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
     preferred_providers: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
     banned_slugs: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
-    max_cost_per_call_usd: Annotated[float, Field(gt=0)] | None = None
     # Refuse unknown request fields with 400 (OpenAI's own behaviour) instead of accepting and
     # reporting them in x-ainfera-dropped-params.
     strict_params: bool = False
@@ -43,18 +45,20 @@ class TenantPolicy:
     banned_slugs: frozenset[str] = frozenset()
     max_cost_per_call_usd: float | None = None
     strict_params: bool = False
+    limits: Limits = dataclass_field(default_factory=Limits)  # per-call cap (again), budgets, rate limits
 
     @staticmethod
     def from_json(data: Mapping[str, Any] | None) -> TenantPolicy:
         """From stored jsonb, which was validated when it was set."""
         data = data or {}
-        cap = data.get("max_cost_per_call_usd")
+        limits = Limits.from_json(data)
         return TenantPolicy(
             banned_providers=frozenset(data.get("banned_providers") or ()),
             preferred_providers=frozenset(data.get("preferred_providers") or ()),
             banned_slugs=frozenset(data.get("banned_slugs") or ()),
-            max_cost_per_call_usd=float(cap) if cap is not None else None,
+            max_cost_per_call_usd=limits.max_cost_per_call_usd,
             strict_params=data.get("strict_params") is True,
+            limits=limits,
         )
 
     def allows(self, model: Model) -> bool:

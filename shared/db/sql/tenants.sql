@@ -13,7 +13,7 @@ UPDATE tenants SET spend_policy = $2 WHERE id = $1 RETURNING id;
 INSERT INTO api_keys (tenant_id, key_hash, key_prefix) VALUES ($1, $2, $3) RETURNING id, created_at;
 
 -- name: tenant_for_key_hash
-SELECT k.id AS key_id, t.id AS tenant_id, t.name, t.spend_policy
+SELECT k.id AS key_id, t.id AS tenant_id, t.name, t.spend_policy, k.name AS key_name, k.expires_at, k.settings
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
 
