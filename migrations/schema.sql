@@ -44,6 +44,137 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.budget_counter_open(p_scope text, p_id uuid, p_period text, p_start date) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    p_end date := CASE p_period WHEN 'day' THEN p_start + 1 ELSE (p_start + interval '1 month')::date END;
+    v_spent numeric;
+BEGIN
+    IF EXISTS (SELECT 1 FROM budget_counters
+                WHERE scope = p_scope AND scope_id = p_id AND period = p_period AND period_start = p_start) THEN
+        RETURN;
+    END IF;
+    IF p_scope = 'tenant' THEN
+        SELECT coalesce(sum(cost_usd), 0) INTO v_spent FROM receipts
+         WHERE tenant_id = p_id AND created_at >= p_start AND created_at < p_end;
+    ELSE
+        SELECT coalesce(sum(cost_usd), 0) INTO v_spent FROM budget_reservations
+         WHERE key_id = p_id AND settled_at IS NOT NULL
+           AND (CASE p_period WHEN 'day' THEN day ELSE month END) = p_start;
+    END IF;
+    INSERT INTO budget_counters (scope, scope_id, period, period_start, spent_usd)
+    VALUES (p_scope, p_id, p_period, p_start, v_spent)
+    ON CONFLICT DO NOTHING;
+END $$;
+
+CREATE FUNCTION public.budget_release_stale(p_age interval, p_orphan_age interval) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        SELECT b.job_id, b.created_at, rc.cost_usd AS receipt_cost, j.status, j.id AS row_id
+          FROM budget_reservations b
+          LEFT JOIN receipts rc ON rc.job_id = b.job_id
+          LEFT JOIN jobs j ON j.id = b.job_id
+         WHERE b.settled_at IS NULL AND b.created_at < now() - p_age
+         ORDER BY b.job_id
+           FOR UPDATE OF b SKIP LOCKED
+    LOOP
+        IF r.receipt_cost IS NOT NULL THEN
+            PERFORM budget_settle(r.job_id, r.receipt_cost);
+        ELSIF r.row_id IS NOT NULL AND r.status NOT IN ('queued', 'running') THEN
+            PERFORM budget_settle(r.job_id, 0);
+        ELSIF r.row_id IS NULL AND r.created_at < now() - p_orphan_age THEN
+            PERFORM budget_settle(r.job_id, 0);
+        ELSE
+            CONTINUE;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION public.budget_reserve(p_job text, p_tenant uuid, p_key uuid, p_amount numeric, p_limits jsonb, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_day date := (p_now AT TIME ZONE 'UTC')::date;
+    v_month date := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
+    v_old numeric := 0;
+    v_delta numeric;
+    v_settled timestamptz;
+    v_row record;
+    v_budget jsonb;
+    v_left numeric;
+BEGIN
+    SELECT amount_usd, settled_at, day, month INTO v_old, v_settled, v_day, v_month
+      FROM budget_reservations WHERE job_id = p_job FOR UPDATE;
+    IF FOUND AND v_settled IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT FOUND THEN
+        v_old := 0;
+        v_day := (p_now AT TIME ZONE 'UTC')::date;
+        v_month := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
+    END IF;
+    v_delta := p_amount - v_old;
+    PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
+    PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
+    IF p_key IS NOT NULL THEN
+        PERFORM budget_counter_open('key', p_key, 'day', v_day);
+        PERFORM budget_counter_open('key', p_key, 'month', v_month);
+    END IF;
+    -- Lock every counter this job touches, always in the primary key's order: no deadlock.
+    FOR v_row IN
+        SELECT scope, period, spent_usd, reserved_usd FROM budget_counters
+         WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+           AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month))
+         ORDER BY scope, scope_id, period, period_start
+           FOR UPDATE
+    LOOP
+        IF v_delta > 0 THEN
+            FOR v_budget IN SELECT * FROM jsonb_array_elements(p_limits) LOOP
+                IF v_budget->>'scope' = v_row.scope AND v_budget->>'period' = v_row.period THEN
+                    v_left := (v_budget->>'limit')::numeric - v_row.spent_usd - v_row.reserved_usd;
+                    IF v_delta > v_left THEN
+                        RETURN jsonb_build_object('name', v_budget->>'name', 'limit', v_budget->'limit',
+                                                  'left', greatest(v_left + v_old, 0));
+                    END IF;
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+    UPDATE budget_counters SET reserved_usd = greatest(reserved_usd + v_delta, 0)
+     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+       AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month));
+    INSERT INTO budget_reservations (job_id, tenant_id, key_id, day, month, amount_usd)
+    VALUES (p_job, p_tenant, p_key, v_day, v_month, p_amount)
+    ON CONFLICT (job_id) DO UPDATE SET amount_usd = EXCLUDED.amount_usd;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.budget_settle(p_job text, p_cost numeric) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE budget_reservations SET settled_at = now(), cost_usd = p_cost
+     WHERE job_id = p_job AND settled_at IS NULL
+    RETURNING tenant_id, key_id, day, month, amount_usd INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE budget_counters
+       SET reserved_usd = greatest(reserved_usd - r.amount_usd, 0), spent_usd = spent_usd + p_cost
+     WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
+       AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month));
+END $$;
+
 CREATE FUNCTION public.count_input_file_bytes() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -125,6 +256,14 @@ CREATE FUNCTION public.notify_tenants_changed() RETURNS trigger
     AS $$
 BEGIN
     PERFORM pg_notify('ainfera_tenants', TG_TABLE_NAME);
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.receipts_settle_budget() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM budget_settle(NEW.job_id, coalesce(NEW.cost_usd, 0));
     RETURN NULL;
 END $$;
 
@@ -222,6 +361,33 @@ CREATE TABLE public.batches (
     CONSTRAINT batches_total_check CHECK ((total >= 0))
 );
 
+CREATE TABLE public.budget_counters (
+    scope text NOT NULL,
+    scope_id uuid NOT NULL,
+    period text NOT NULL,
+    period_start date NOT NULL,
+    spent_usd numeric(20,10) DEFAULT 0 NOT NULL,
+    reserved_usd numeric(20,10) DEFAULT 0 NOT NULL,
+    CONSTRAINT budget_counters_period_check CHECK ((period = ANY (ARRAY['day'::text, 'month'::text]))),
+    CONSTRAINT budget_counters_reserved_usd_check CHECK ((reserved_usd >= (0)::numeric)),
+    CONSTRAINT budget_counters_scope_check CHECK ((scope = ANY (ARRAY['tenant'::text, 'key'::text]))),
+    CONSTRAINT budget_counters_spent_usd_check CHECK ((spent_usd >= (0)::numeric))
+);
+
+CREATE TABLE public.budget_reservations (
+    job_id text NOT NULL,
+    tenant_id uuid NOT NULL,
+    key_id uuid,
+    day date NOT NULL,
+    month date NOT NULL,
+    amount_usd numeric(20,10) NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    settled_at timestamp with time zone,
+    cost_usd numeric(20,10),
+    CONSTRAINT budget_reservations_amount_usd_check CHECK ((amount_usd >= (0)::numeric)),
+    CONSTRAINT budget_reservations_cost_usd_check CHECK ((cost_usd >= (0)::numeric))
+);
+
 CREATE TABLE public.fanout_runs (
     id text NOT NULL,
     trigger text NOT NULL,
@@ -299,6 +465,7 @@ CREATE TABLE public.jobs (
     custom_id text,
     started_at timestamp with time zone,
     attempt integer DEFAULT 0 NOT NULL,
+    key_id uuid,
     CONSTRAINT jobs_batch_line CHECK (((batch_id IS NULL) = (line_no IS NULL))),
     CONSTRAINT jobs_kind_check CHECK ((kind = ANY (ARRAY['sync'::text, 'async'::text, 'batch'::text, 'probe'::text]))),
     CONSTRAINT jobs_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'expired'::text])))
@@ -447,6 +614,12 @@ ALTER TABLE ONLY public.audit_events
 ALTER TABLE ONLY public.batches
     ADD CONSTRAINT batches_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.budget_counters
+    ADD CONSTRAINT budget_counters_pkey PRIMARY KEY (scope, scope_id, period, period_start);
+
+ALTER TABLE ONLY public.budget_reservations
+    ADD CONSTRAINT budget_reservations_pkey PRIMARY KEY (job_id);
+
 ALTER TABLE ONLY public.fanout_runs
     ADD CONSTRAINT fanout_runs_pkey PRIMARY KEY (id);
 
@@ -499,6 +672,10 @@ CREATE INDEX batches_open_idx ON public.batches USING btree (created_at) WHERE (
 
 CREATE INDEX batches_tenant_created_idx ON public.batches USING btree (tenant_id, created_at DESC, id DESC);
 
+CREATE INDEX budget_reservations_key_idx ON public.budget_reservations USING btree (key_id, day) WHERE (key_id IS NOT NULL);
+
+CREATE INDEX budget_reservations_open_idx ON public.budget_reservations USING btree (created_at) WHERE (settled_at IS NULL);
+
 CREATE INDEX fanout_runs_started_idx ON public.fanout_runs USING btree (started_at DESC);
 
 CREATE INDEX files_tenant_created_idx ON public.files USING btree (tenant_id, created_at DESC);
@@ -536,6 +713,8 @@ CREATE TRIGGER files_count_input_bytes AFTER INSERT OR DELETE OR UPDATE OF tenan
 CREATE TRIGGER models_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.models FOR EACH STATEMENT EXECUTE FUNCTION public.notify_catalog_changed();
 
 CREATE TRIGGER providers_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON public.providers FOR EACH STATEMENT EXECUTE FUNCTION public.notify_catalog_changed();
+
+CREATE TRIGGER receipts_settle_budget AFTER INSERT ON public.receipts FOR EACH ROW EXECUTE FUNCTION public.receipts_settle_budget();
 
 CREATE TRIGGER tenants_changed AFTER INSERT OR DELETE OR UPDATE ON public.tenants FOR EACH STATEMENT EXECUTE FUNCTION public.notify_tenants_changed();
 

@@ -31,6 +31,7 @@ from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.jobs import job_outcome, register_attempt
 from shared.errors import (
     AinferaError,
+    BudgetExceeded,
     ClientDisconnected,
     InternalError,
     InvalidRequest,
@@ -51,6 +52,8 @@ from shared.routing.learned import record_sample
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
 from shared.routing.tokens import estimate_input_tokens
+from shared.spend.budgets import Budgets, budget_left, check_per_call, reserve
+from shared.spend.worst_case import worst_case_usd
 
 log = get_logger(__name__)
 
@@ -104,15 +107,20 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
     else:
         try:
             tenant = await res.tenants.tenant(job.tenant_id)
+            policy = TenantPolicy.from_json(tenant.spend_policy if tenant else None)
+            budgets = Budgets.of(policy.limits, job.key_limits)
+            cap, cap_source = await _spend_cap(res, job, budgets) if budgets.any else (None, None)
             call.plan = plan_request(
                 job.request,
                 res.catalog.current,
-                policy=TenantPolicy.from_json(tenant.spend_policy if tenant else None),
+                policy=policy,
                 stats=res.stats.current,
                 settings=res.settings,
+                spend_cap_usd=cap,
+                spend_cap_source=cap_source,
             )
             await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s,
-                                 stream=stream)
+                                 stream=stream, budgets=budgets)
         except AinferaError as e:
             call.error = e
         except INFRA_ERRORS:
@@ -169,20 +177,56 @@ def _may_fall_back(error: UpstreamError) -> bool:
     return not isinstance(error, UpstreamRejected | UpstreamStreamBroken)
 
 
+async def _spend_cap(res: Resources, job: DispatchJob, budgets: Budgets) -> tuple[float | None, str | None]:
+    """The most this call may cost at worst, for ainfera-auto to route within: the per-call cap and
+    what the daily and monthly budgets have left (read, not held: `reserve` decides)."""
+    cap, source = budgets.per_call_usd, budgets.per_call_source
+    if budgets.periodic and job.request is not None and job.request.is_auto:
+        async with res.db.acquire() as conn:
+            left = await budget_left(conn, tenant_id=job.tenant_id, key_id=job.key_id, budgets=budgets,
+                                     now=res.clock())
+        if left is not None and (cap is None or left < cap):
+            cap, source = left, "what the daily or monthly budget has left"
+    return cap, source
+
+
+async def _hold(res: Resources, job: DispatchJob, cand: Candidate, input_tokens: int, budgets: Budgets) -> None:
+    """Reserve this candidate's worst case against the job's budgets (re-sizing what an earlier
+    candidate held), or raise BudgetExceeded before any provider is called."""
+    assert job.request is not None
+    worst = worst_case_usd(cand.model, input_tokens, job.request.output_cap)
+    if worst is None:
+        raise BudgetExceeded(f"'{cand.model.slug}' has no catalog price, so its cost cannot be held against this "
+                             "budget.", param="model")
+    check_per_call(budgets, worst, cand.model.slug)
+    if budgets.periodic:
+        async with res.db.acquire() as conn:
+            await reserve(conn, job_id=job.job_id, tenant_id=job.tenant_id, key_id=job.key_id, amount_usd=worst,
+                          budgets=budgets, now=res.clock())
+
+
 async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, deadline: float,
-                         stream: StreamOut | None = None) -> None:
+                         stream: StreamOut | None = None, budgets: Budgets | None = None) -> None:
     """Try the plan's candidates in order until one answers; record each failure openly."""
     assert call.plan is not None and job.request is not None
     candidates = call.plan.candidates
     body = upstream_body(job.request)
+    input_tokens = estimate_input_tokens(body["messages"], body.get("tools")) if budgets and budgets.any else 0
     for i, cand in enumerate(candidates):
         call.served = cand
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise UpstreamTimeout("no time left in the overall deadline for another provider")
         try:
+            if budgets is not None and budgets.any:
+                await _hold(res, job, cand, input_tokens, budgets)
             await _call_one(res, cand, body, call, remaining, stream)
             return
+        except BudgetExceeded as e:
+            if i == len(candidates) - 1 or not call.plan.auto:
+                raise
+            call.fallbacks.append({"slug": cand.model.slug, "provider": cand.provider.name,
+                                   "error": {"code": e.code, "message": e.message}})
         except UpstreamError as e:
             call.attempts += e.attempts
             last = i == len(candidates) - 1

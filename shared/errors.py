@@ -54,6 +54,17 @@ class AuthenticationFailed(AinferaError):
     default_code = "invalid_api_key"
 
 
+class BudgetExceeded(AinferaError):
+    """A budget that applies (the tenant's or the key's: per call, daily, monthly) has no room for
+    this call's worst-case cost. No provider was called. OpenAI answers an exhausted quota with a
+    429 `insufficient_quota`; ours is a spending limit the caller's owner set, so 402 as in HTTP's
+    own meaning, with the budget and what is left named."""
+
+    status = 402
+    type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
 class PermissionDenied(AinferaError):
     status = 403
     type = "permission_error"

@@ -40,7 +40,8 @@ async def enqueue_stored(redis: Redis, job_ids: Sequence[str]) -> int:
 
 
 async def submit_async(db: Pool, redis: Redis, *, job_id: str, tenant_id: UUID, request: ChatCompletionRequest,
-                       now: datetime, on_created: Callable[[Any], Awaitable[None]] | None = None) -> None:
+                       now: datetime, on_created: Callable[[Any], Awaitable[None]] | None = None,
+                       key_id: UUID | None = None) -> None:
     """Store an async call (the caller is then told it was accepted), then queue it.
 
     `on_created(conn)` runs in the transaction that stores the job (the gateway binds the
@@ -51,7 +52,8 @@ async def submit_async(db: Pool, redis: Redis, *, job_id: str, tenant_id: UUID, 
     async with db.acquire() as conn, conn.transaction():
         await create_stored_job(conn, job_id=job_id, tenant_id=tenant_id, kind=JobKind.ASYNC,
                                 requested_model=request.model,
-                                request=request.model_dump(exclude_unset=True, mode="json"), created_at=now)
+                                request=request.model_dump(exclude_unset=True, mode="json"), created_at=now,
+                                key_id=key_id)
         if on_created is not None:
             await on_created(conn)
     try:

@@ -25,6 +25,7 @@ import orjson
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.errors import InvalidRequest
 from shared.queue.names import QueueName
+from shared.routing.limits import Limits
 from shared.settings import Settings
 
 
@@ -62,6 +63,8 @@ class DispatchJob:
     request: ChatCompletionRequest | None
     submitted_at: datetime
     reply_to: str | None = None  # the waiting gateway's completion channel (synchronous jobs)
+    key_id: UUID | None = None  # the API key that submitted it (None: a batch line, a probe)
+    key_limits: Limits | None = None  # that key's own limits, as the key had them at submission
 
     def to_kwargs(self) -> dict[str, Any]:
         """The queue entry's JSON kwargs: the only way a job is serialised."""
@@ -72,6 +75,8 @@ class DispatchJob:
             "request": self.request.model_dump(exclude_unset=True, mode="json") if self.request else None,
             "submitted_at": self.submitted_at.isoformat(),
             "reply_to": self.reply_to,
+            "key_id": str(self.key_id) if self.key_id else None,
+            "key_limits": self.key_limits.to_json() if self.key_limits else None,
         }
 
     @classmethod
@@ -83,6 +88,8 @@ class DispatchJob:
             request=read_request(kwargs.get("request")),
             submitted_at=datetime.fromisoformat(kwargs["submitted_at"]),
             reply_to=kwargs.get("reply_to"),
+            key_id=UUID(kwargs["key_id"]) if kwargs.get("key_id") else None,
+            key_limits=Limits.from_json(kwargs["key_limits"]) if kwargs.get("key_limits") is not None else None,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from arq import Retry
 from redis.exceptions import RedisError
 
+from shared.auth.key_settings import KeySettings
 from shared.batches.finalize import finalize_batch
 from shared.batches.supervisor import SupervisorConfig, supervise
 from shared.db import TRANSIENT_DB_ERRORS
@@ -115,7 +116,9 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind,
-                          request=read_request(claimed.request), submitted_at=claimed.created_at)
+                          request=read_request(claimed.request), submitted_at=claimed.created_at,
+                          key_id=claimed.key_id,
+                          key_limits=KeySettings.from_json(claimed.key_settings).limits if claimed.key_id else None)
 
         async def announce(outcome: Outcome) -> None:
             if claimed.kind == JobKind.ASYNC:

@@ -101,10 +101,10 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
                 await binder.bind(jid, conn)
 
             await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=req,
-                               now=st.res.clock(), on_created=bind)
+                               now=st.res.clock(), on_created=bind, key_id=owner.key_id)
             return await accepted(jid)
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
-                          submitted_at=st.res.clock())
+                          submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)
         if req.stream:
             return await submit_streaming(st, job, include_usage=includes_usage(req), binder=binder)
         return outcome_response(await submit_and_wait(st, job, binder=binder))

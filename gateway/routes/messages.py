@@ -110,7 +110,7 @@ async def create_message(request: Request, owner: KeyHeaderOwner) -> Response:
         check_model(catalog, req, policy)
         jid = new_job_id()
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
-                          submitted_at=st.res.clock())
+                          submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)
         if req.stream:
             events = AnthropicEvents(jid, input_tokens_estimate=route_request(req).input_tokens)
             return await submit_streaming(st, job, binder=binder, events=events)

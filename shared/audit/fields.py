@@ -11,11 +11,13 @@ from typing import Any
 
 from shared.audit.chain import canonical_json
 from shared.chat.request import ChatCompletionRequest, upstream_body
+from shared.errors import BudgetExceeded
 from shared.receipts.call import CallRecord
 from shared.receipts.types import Receipt, ReceiptStatus, money
 
 ROUTED = "inference.routed"
 FAILED = "inference.failed"
+REJECTED = "inference.rejected"  # refused before any provider was called: no budget had room
 
 
 def _sha256(value: Any) -> str:
@@ -56,4 +58,6 @@ def job_event(call: CallRecord, receipt: Receipt, request: ChatCompletionRequest
         # caller has seen part of this one's answer. The event says how far the stream got.
         fields["stream"] = {"relayed_chunks": call.relayed_chunks, "fallback_possible": call.relayed_chunks == 0,
                             "usage_estimated": receipt.usage_estimated}
-    return (ROUTED if receipt.status is ReceiptStatus.SUCCEEDED else FAILED), fields
+    if receipt.status is ReceiptStatus.SUCCEEDED:
+        return ROUTED, fields
+    return (REJECTED if isinstance(call.error, BudgetExceeded) else FAILED), fields

@@ -48,6 +48,7 @@ from shared.logging import get_logger
 from shared.queue.enqueue import enqueue
 from shared.queue.names import EPOCH_KEY, SUPERVISOR_LOCK_KEY
 from shared.resources import Resources
+from shared.spend.budgets import release_stale
 
 log = get_logger(__name__)
 
@@ -67,6 +68,11 @@ class SupervisorConfig:
     # workers without ticking more than once a second.
     refill_every_s: float = 0.1
     refill_for_s: float = 0.8
+    # Budget reservations: a finished job's is released after this long (its receipt settles it at
+    # once; this is for jobs that ended without one); one that never became a job row (a
+    # synchronous job whose worker died for good) after this much longer, past any job's deadline.
+    budget_release_after_s: float = 60.0
+    budget_orphan_after_s: float = 3600.0
 
 
 @dataclass(slots=True)
@@ -74,6 +80,7 @@ class TickReport:
     fed: int = 0
     requeued: int = 0
     finalizing: list[str] = field(default_factory=list)
+    budgets_released: int = 0
     skipped: bool = False
 
 
@@ -104,6 +111,8 @@ async def supervise(res: Resources, config: SupervisorConfig) -> TickReport:
         report.fed += await _keep_fed(res, config, broken)
         async with res.db.acquire() as conn:
             await expire_keys(conn, IDEMPOTENCY_TTL)
+            report.budgets_released = await release_stale(conn, age_s=config.budget_release_after_s,
+                                                          orphan_age_s=config.budget_orphan_after_s)
     finally:
         with contextlib.suppress(LockError):  # expired meanwhile: another tick may hold it now
             await lock.release()

@@ -84,6 +84,8 @@ class ClaimedJob:
     created_at: datetime
     batch_id: str | None
     attempt: int  # this claim's lease: the attempt number it took
+    key_id: UUID | None = None  # the key that submitted it
+    key_settings: dict[str, Any] | None = None  # that key's settings now
 
 
 async def register_attempt(conn: Connection, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
@@ -95,13 +97,14 @@ async def register_attempt(conn: Connection, *, job_id: str, tenant_id: UUID, ki
 
 
 async def create_stored_job(conn: Connection, *, job_id: str, tenant_id: UUID, kind: JobKind, requested_model: str,
-                            request: dict[str, Any], created_at: datetime) -> None:
+                            request: dict[str, Any], created_at: datetime, key_id: UUID | None = None) -> None:
     await conn.execute(q("jobs", "create_stored_job"), job_id, tenant_id, kind.value, requested_model, request,
-                       created_at)
+                       created_at, key_id)
 
 
 async def claim_stored_job(conn: Connection, job_id: str) -> ClaimedJob | None:
     r = await conn.fetchrow(q("jobs", "claim_stored_job"), job_id)
     if r is None:
         return None
-    return ClaimedJob(r["tenant_id"], JobKind(r["kind"]), r["request"], r["created_at"], r["batch_id"], r["attempt"])
+    return ClaimedJob(r["tenant_id"], JobKind(r["kind"]), r["request"], r["created_at"], r["batch_id"], r["attempt"],
+                      r["key_id"], r["key_settings"])

@@ -28,6 +28,10 @@ class RouteRequest:
     latency_budget_ms: float | None = None  # routing_hint.latency_budget_ms
     reasoning_effort: str | None = None  # the caller's own; never overridden
     needs: frozenset[str] = frozenset()  # features without which the answer would differ (n > 1, logprobs, audio)
+    # The most this call may cost at worst (input + max_tokens at catalog prices): the tightest of
+    # the tenant's and the key's per-call caps and what their daily and monthly budgets have left.
+    spend_cap_usd: float | None = None
+    spend_cap_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class RateLimits:
     batch_requests_per_minute: int | None = None
     batch_tokens_per_minute: int | None = None
 
+    def to_json(self) -> dict[str, int]:
+        return {name: value for name in RateLimitsDocument.model_fields if (value := getattr(self, name)) is not None}
+
     @staticmethod
     def from_json(data: Mapping[str, Any] | None) -> RateLimits:
         data = data or {}
@@ -78,6 +81,14 @@ class Limits:
         return Limits(max_cost_per_call_usd=usd("max_cost_per_call_usd"), daily_budget_usd=usd("daily_budget_usd"),
                       monthly_budget_usd=usd("monthly_budget_usd"),
                       rate_limits=RateLimits.from_json(data.get("rate_limits")))
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored shape again (what `from_json` reads), without unset limits."""
+        names = ("max_cost_per_call_usd", "daily_budget_usd", "monthly_budget_usd")
+        out: dict[str, Any] = {name: value for name in names if (value := getattr(self, name)) is not None}
+        if rates := self.rate_limits.to_json():
+            out["rate_limits"] = rates
+        return out
 
     @property
     def budgeted(self) -> bool:

@@ -60,11 +60,14 @@ def _has_images(messages: Any) -> bool:
     return False
 
 
-def route_request(request: ChatCompletionRequest) -> RouteRequest:
+def route_request(request: ChatCompletionRequest, *, spend_cap_usd: float | None = None,
+                  spend_cap_source: str | None = None) -> RouteRequest:
     """The facts the router decides on. Tokens are estimated on the request as it is sent."""
     body = upstream_body(request)
     hint = request.routing_hint
     return RouteRequest(
+        spend_cap_usd=spend_cap_usd,
+        spend_cap_source=spend_cap_source,
         input_tokens=estimate_input_tokens(body["messages"], body.get("tools")),
         output_cap=request.output_cap,
         needs_tools=bool(request.tools),
@@ -106,8 +109,12 @@ def plan_request(
     policy: TenantPolicy,
     stats: RoutingStats,
     settings: Settings,
+    spend_cap_usd: float | None = None,
+    spend_cap_source: str | None = None,
 ) -> Plan:
-    req = route_request(request)
+    """`spend_cap_usd`: the most this call may cost at worst (`shared.spend`); ainfera-auto routes
+    only to models whose worst case fits it."""
+    req = route_request(request, spend_cap_usd=spend_cap_usd, spend_cap_source=spend_cap_source)
     config = router_config(settings)
     slug = request.model
     if slug in AUTO_MODELS:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.catalog.types import Catalog
-from shared.errors import NoEligibleModel
+from shared.errors import BudgetExceeded, NoEligibleModel
 from shared.providers.params import unservable
 from shared.routing.candidates import (
     Candidate,
@@ -41,11 +41,12 @@ from shared.routing.candidates import (
 from shared.routing.latency import call_text, within_latency_budget
 from shared.routing.policy import TenantPolicy
 from shared.routing.stacks import allowed_stacks
+from shared.spend.worst_case import worst_case_usd
 
 # route() and the value types a caller hands it, importable from here.
 __all__ = ["RULESET", "Decision", "RouteRequest", "RouterConfig", "RoutingStats", "route"]
 
-RULESET = "ainfera-auto/1.4"
+RULESET = "ainfera-auto/1.5"
 TOP_N = 3
 
 
@@ -92,7 +93,9 @@ def route(
     policy = policy or TenantPolicy()
     stats = stats or RoutingStats()
     cfg = config or RouterConfig()
-    if req.max_cost_usd is not None:
+    # A caller's hint can only lower the tenant's cap, never raise it.
+    if req.max_cost_usd is not None and (policy.max_cost_per_call_usd is None
+                                         or req.max_cost_usd < policy.max_cost_per_call_usd):
         cap, cap_source = req.max_cost_usd, "routing_hint.max_cost_usd"
     elif policy.max_cost_per_call_usd is not None:
         cap, cap_source = policy.max_cost_per_call_usd, "spend_policy.max_cost_per_call_usd"
@@ -161,6 +164,22 @@ def route(
     before = len(s)
     s = [c for c in s if c.estimated_cost_usd is not None and c.estimated_cost_usd <= cap]
     record("budget", s, before)
+    if req.spend_cap_usd is not None:
+        before = len(s)
+        spend_cap = req.spend_cap_usd
+        s = [c for c in s if (w := worst_case_usd(c.model, req.input_tokens, req.output_cap)) is not None
+             and w <= spend_cap]
+        log["spend_cap_usd"] = cost_text(spend_cap)
+        log["spend_cap_source"] = req.spend_cap_source
+        if not s:
+            steps.append({"step": "spend", "survivors": 0, "top": []})
+            log["chosen"] = None
+            log["reason"] = f"step 'spend' removed the last {before} candidates: no worst-case cost fits"
+            raise BudgetExceeded(
+                f"ainfera-auto found no model whose worst-case cost (input and max_tokens at catalog prices) fits "
+                f"the ${spend_cap:g} this call may spend ({req.spend_cap_source}). Lower max_tokens, or wait for "
+                "the budget's next period.", param="max_tokens")
+        record("spend", s, before)
 
     if req.latency_budget_ms is None:
         ranked = prefer(s, policy, cfg.preferred_quality_margin)

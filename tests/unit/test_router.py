@@ -191,7 +191,7 @@ def test_learned_output_ratio_changes_the_cost_estimate():
 def test_decision_log_names_ruleset_steps_choice_and_reason():
     d = decide(stack="avoid-china", latency_budget_ms=2_000, max_cost_usd=0.05)
     log = d.log
-    assert log["ruleset"] == "ainfera-auto/1.4"
+    assert log["ruleset"] == "ainfera-auto/1.5"
     assert log["request"]["stack"] == "avoid-china" and log["request"]["latency_budget_ms"] == 2_000
     assert [s["step"] for s in log["steps"]] == [
         "active", "capability", "policy", "stack", "budget", "latency", "rank"]

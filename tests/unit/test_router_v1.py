@@ -23,7 +23,9 @@ GOLDEN = [
     ((2_000, None, None, None), "frontier@alpha"),       # 0.02 + 0.04 = 0.06
     ((1_000, None, 0.01, None), "strong@gamma"),         # request cap drops frontier (0.03)
     ((1_000, None, None, 0.01), "strong@gamma"),         # tenant cap applies when the request has none
-    ((1_000, None, 0.05, 0.001), "frontier@alpha"),      # the request cap wins over the tenant's
+    # v1.0 let a request's cap raise the tenant's; since 1.5 a cap only tightens (spend governance):
+    ((1_000, None, 0.05, 0.0011), "twin-a@delta"),       # the tenant's tighter cap wins over a looser hint
+    ((1_000, None, 0.0011, 0.05), "twin-a@delta"),       # a tighter hint wins over the tenant's
     ((1_000, 10, None, None), "frontier@alpha"),         # max_tokens caps the expected output
     ((1_000, None, 0.0011, None), "twin-a@delta"),       # only the cheap twins fit; slug breaks the tie
     ((100_000, None, None, None), "twin-a@delta"),       # 0.05 + 0.05 = 0.10 fits exactly
@@ -68,7 +70,7 @@ def test_router_names_the_step_that_removed_the_last_candidates():
 def test_decision_log_records_each_step_with_top_three():
     decision = route(RouteRequest(input_tokens=1_000, max_cost_usd=0.01), golden_v1_catalog())
     log = decision.log
-    assert log["ruleset"] == "ainfera-auto/1.4"
+    assert log["ruleset"] == "ainfera-auto/1.5"
     assert [s["step"] for s in log["steps"]] == [
         "active", "capability", "policy", "stack", "budget", "latency", "rank"]
     assert [s["survivors"] for s in log["steps"]] == [6, 6, 6, 6, 4, 4, 4]

@@ -18,8 +18,8 @@ SELECT id, job_id, tenant_id, status, requested_model, model_slug, provider, ups
 
 -- name: create_stored_job
 -- Work acknowledged before it runs (an async call): its request is kept until it is done.
-INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, created_at)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6);
+INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, created_at, key_id)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7);
 
 -- name: claim_stored_job
 -- A worker starts a stored job and takes its lease (the attempt number); nothing is returned
@@ -27,7 +27,8 @@ VALUES ($1, $2, $3, 'queued', $4, $5, $6);
 -- worker died runs again; the old worker's lease is then stale (see finish_dispatch).
 UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), attempt = attempt + 1
  WHERE id = $1 AND status IN ('queued', 'running')
-RETURNING tenant_id, kind, request, created_at, batch_id, attempt;
+RETURNING tenant_id, kind, request, created_at, batch_id, attempt, key_id,
+          (SELECT settings FROM api_keys WHERE api_keys.id = jobs.key_id) AS key_settings;
 
 -- name: register_attempt
 -- A synchronous job delivered again (its worker died or stalled) takes the lease for this attempt:

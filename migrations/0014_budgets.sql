@@ -1,0 +1,188 @@
+-- Budgets that cannot be overshot: before its upstream call a budgeted job reserves its worst-case
+-- cost against every budget that applies (the tenant's and its key's, daily and monthly), in one
+-- statement that locks the counters in a fixed order; its receipt settles the reservation to the
+-- actual cost in the receipt's own transaction (a trigger), so a job is settled exactly once.
+-- Postgres is the only copy of the counters.
+
+-- One counter per (tenant or key, UTC day or month). `spent_usd` is the settled cost,
+-- `reserved_usd` the worst cases of the calls in flight.
+CREATE TABLE budget_counters (
+    scope        text NOT NULL CHECK (scope IN ('tenant', 'key')),
+    scope_id     uuid NOT NULL,
+    period       text NOT NULL CHECK (period IN ('day', 'month')),
+    period_start date NOT NULL,
+    spent_usd    numeric(20, 10) NOT NULL DEFAULT 0 CHECK (spent_usd >= 0),
+    reserved_usd numeric(20, 10) NOT NULL DEFAULT 0 CHECK (reserved_usd >= 0),
+    PRIMARY KEY (scope, scope_id, period, period_start)
+);
+
+-- One reservation per budgeted job; `amount_usd` is what it holds now (a fallback re-sizes it).
+CREATE TABLE budget_reservations (
+    job_id      text PRIMARY KEY,
+    tenant_id   uuid NOT NULL,
+    key_id      uuid,
+    day         date NOT NULL,
+    month       date NOT NULL,
+    amount_usd  numeric(20, 10) NOT NULL CHECK (amount_usd >= 0),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    settled_at  timestamptz,
+    cost_usd    numeric(20, 10) CHECK (cost_usd >= 0)
+);
+CREATE INDEX budget_reservations_open_idx ON budget_reservations (created_at) WHERE settled_at IS NULL;
+CREATE INDEX budget_reservations_key_idx ON budget_reservations (key_id, day) WHERE key_id IS NOT NULL;
+
+-- A counter that does not exist yet starts from what the receipts (tenant) or the settled
+-- reservations (key) already say for its period, so a budget set mid-month counts the month.
+CREATE FUNCTION budget_counter_open(p_scope text, p_id uuid, p_period text, p_start date) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p_end date := CASE p_period WHEN 'day' THEN p_start + 1 ELSE (p_start + interval '1 month')::date END;
+    v_spent numeric;
+BEGIN
+    IF EXISTS (SELECT 1 FROM budget_counters
+                WHERE scope = p_scope AND scope_id = p_id AND period = p_period AND period_start = p_start) THEN
+        RETURN;
+    END IF;
+    IF p_scope = 'tenant' THEN
+        SELECT coalesce(sum(cost_usd), 0) INTO v_spent FROM receipts
+         WHERE tenant_id = p_id AND created_at >= p_start AND created_at < p_end;
+    ELSE
+        SELECT coalesce(sum(cost_usd), 0) INTO v_spent FROM budget_reservations
+         WHERE key_id = p_id AND settled_at IS NOT NULL
+           AND (CASE p_period WHEN 'day' THEN day ELSE month END) = p_start;
+    END IF;
+    INSERT INTO budget_counters (scope, scope_id, period, period_start, spent_usd)
+    VALUES (p_scope, p_id, p_period, p_start, v_spent)
+    ON CONFLICT DO NOTHING;
+END $$;
+
+-- Reserve (or re-size) a job's reservation. `p_limits` is a JSON array of the budgets that apply,
+-- [{"scope": "tenant"|"key", "period": "day"|"month", "limit": 12.5, "name": "..."}]; counters are
+-- kept for every scope and period even without a limit. Returns NULL when reserved, else the
+-- first budget that has no room: {"name", "limit", "left"}. A settled job's reservation is not
+-- touched (NULL: the job is done, there is nothing to hold).
+CREATE FUNCTION budget_reserve(p_job text, p_tenant uuid, p_key uuid, p_amount numeric, p_limits jsonb,
+                               p_now timestamptz) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_day date := (p_now AT TIME ZONE 'UTC')::date;
+    v_month date := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
+    v_old numeric := 0;
+    v_delta numeric;
+    v_settled timestamptz;
+    v_row record;
+    v_budget jsonb;
+    v_left numeric;
+BEGIN
+    SELECT amount_usd, settled_at, day, month INTO v_old, v_settled, v_day, v_month
+      FROM budget_reservations WHERE job_id = p_job FOR UPDATE;
+    IF FOUND AND v_settled IS NOT NULL THEN
+        RETURN NULL;
+    END IF;
+    IF NOT FOUND THEN
+        v_old := 0;
+        v_day := (p_now AT TIME ZONE 'UTC')::date;
+        v_month := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
+    END IF;
+    v_delta := p_amount - v_old;
+    PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
+    PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
+    IF p_key IS NOT NULL THEN
+        PERFORM budget_counter_open('key', p_key, 'day', v_day);
+        PERFORM budget_counter_open('key', p_key, 'month', v_month);
+    END IF;
+    -- Lock every counter this job touches, always in the primary key's order: no deadlock.
+    FOR v_row IN
+        SELECT scope, period, spent_usd, reserved_usd FROM budget_counters
+         WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+           AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month))
+         ORDER BY scope, scope_id, period, period_start
+           FOR UPDATE
+    LOOP
+        IF v_delta > 0 THEN
+            FOR v_budget IN SELECT * FROM jsonb_array_elements(p_limits) LOOP
+                IF v_budget->>'scope' = v_row.scope AND v_budget->>'period' = v_row.period THEN
+                    v_left := (v_budget->>'limit')::numeric - v_row.spent_usd - v_row.reserved_usd;
+                    IF v_delta > v_left THEN
+                        RETURN jsonb_build_object('name', v_budget->>'name', 'limit', v_budget->'limit',
+                                                  'left', greatest(v_left + v_old, 0));
+                    END IF;
+                END IF;
+            END LOOP;
+        END IF;
+    END LOOP;
+    UPDATE budget_counters SET reserved_usd = greatest(reserved_usd + v_delta, 0)
+     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+       AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month));
+    INSERT INTO budget_reservations (job_id, tenant_id, key_id, day, month, amount_usd)
+    VALUES (p_job, p_tenant, p_key, v_day, v_month, p_amount)
+    ON CONFLICT (job_id) DO UPDATE SET amount_usd = EXCLUDED.amount_usd;
+    RETURN NULL;
+END $$;
+
+-- Settle a reservation to the actual cost (0 releases it), once: a settled one is left alone.
+CREATE FUNCTION budget_settle(p_job text, p_cost numeric) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE budget_reservations SET settled_at = now(), cost_usd = p_cost
+     WHERE job_id = p_job AND settled_at IS NULL
+    RETURNING tenant_id, key_id, day, month, amount_usd INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE budget_counters
+       SET reserved_usd = greatest(reserved_usd - r.amount_usd, 0), spent_usd = spent_usd + p_cost
+     WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
+       AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month));
+END $$;
+
+-- The receipt settles its job's reservation in its own transaction: exactly one receipt per job,
+-- so exactly one settlement, whichever path (group commit, retry, reconciler) wrote it.
+CREATE FUNCTION receipts_settle_budget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM budget_settle(NEW.job_id, coalesce(NEW.cost_usd, 0));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER receipts_settle_budget AFTER INSERT ON receipts
+    FOR EACH ROW EXECUTE FUNCTION receipts_settle_budget();
+
+-- The reconciler's sweep of open reservations older than `p_age`: one whose receipt exists is
+-- settled to it; one whose job ended without a receipt is released; one with no job row (a
+-- synchronous job's row is written when it finishes) is released only after `p_orphan_age`, longer
+-- than any synchronous job can run. A job still queued or running keeps its reservation.
+CREATE FUNCTION budget_release_stale(p_age interval, p_orphan_age interval) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        SELECT b.job_id, b.created_at, rc.cost_usd AS receipt_cost, j.status, j.id AS row_id
+          FROM budget_reservations b
+          LEFT JOIN receipts rc ON rc.job_id = b.job_id
+          LEFT JOIN jobs j ON j.id = b.job_id
+         WHERE b.settled_at IS NULL AND b.created_at < now() - p_age
+         ORDER BY b.job_id
+           FOR UPDATE OF b SKIP LOCKED
+    LOOP
+        IF r.receipt_cost IS NOT NULL THEN
+            PERFORM budget_settle(r.job_id, r.receipt_cost);
+        ELSIF r.row_id IS NOT NULL AND r.status NOT IN ('queued', 'running') THEN
+            PERFORM budget_settle(r.job_id, 0);
+        ELSIF r.row_id IS NULL AND r.created_at < now() - p_orphan_age THEN
+            PERFORM budget_settle(r.job_id, 0);
+        ELSE
+            CONTINUE;
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- The key that submitted a stored job, so the worker applies that key's budgets (NULL: a batch
+-- line, a probe, or a job stored before keys had budgets).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS key_id uuid;

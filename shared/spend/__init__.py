@@ -1,0 +1,1 @@
+"""Spend governance: budgets a call must fit before any provider is called."""
