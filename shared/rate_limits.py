@@ -100,34 +100,42 @@ def estimated_tokens(input_tokens: int, output_cap: int | None) -> int:
     return max(0, input_tokens) + (output_cap if output_cap is not None else DEFAULT_OUTPUT_TOKENS)
 
 
-# KEYS: one per limit. ARGV: per limit, its per-minute limit and this request's cost; then the number
-# of requests to take (1 for a call; up to that many lines for a batch, the costs being per line).
-# Returns {taken, refused index (0 if none), retry after (us), then per limit: remaining, reset (us)}.
+# KEYS: one per limit. ARGV: per limit, its per-minute limit and 1 if it counts tokens (0: requests);
+# then how many requests (lines) to take, in order, and each one's tokens. Takes the longest prefix that
+# fits every limit (a call is a prefix of one). Returns {taken, index of the limit that stopped it (0:
+# none), when the next one would fit (us), then per limit: remaining, until whole again (us)}.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = 60000000
 local n = #KEYS
 local wanted = tonumber(ARGV[2 * n + 1])
-local tats, intervals, costs = {}, {}, {}
+local tats, intervals, tokens = {}, {}, {}
 for i = 1, n do
   intervals[i] = window / tonumber(ARGV[2 * i - 1])
-  costs[i] = tonumber(ARGV[2 * i])
+  tokens[i] = ARGV[2 * i] == '1'
   local tat = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
   if tat < now then tat = now end
   tats[i] = tat
 end
 local taken, refused, retry = 0, 0, 0
 while taken < wanted do
+  local line = tonumber(ARGV[2 * n + 2 + taken])
   for i = 1, n do
-    local after = tats[i] + costs[i] * intervals[i] - now
+    local cost = 1
+    if tokens[i] then cost = line end
+    local after = tats[i] + cost * intervals[i] - now
     if after > window + 1 then
       refused, retry = i, math.ceil(after - window)
       break
     end
   end
   if refused > 0 then break end
-  for i = 1, n do tats[i] = tats[i] + costs[i] * intervals[i] end
+  for i = 1, n do
+    local cost = 1
+    if tokens[i] then cost = line end
+    tats[i] = tats[i] + cost * intervals[i]
+  end
   taken = taken + 1
 end
 local out = {taken, refused, retry}
@@ -143,11 +151,12 @@ return out
 """
 
 
-async def _run(redis: Redis, limits: Sequence[Limit], costs: Sequence[int], wanted: int) -> list[int]:
+async def _run(redis: Redis, limits: Sequence[Limit], line_tokens: Sequence[int]) -> list[int]:
     args: list[int] = []
-    for limit, cost in zip(limits, costs, strict=True):
-        args += [limit.per_minute, cost]
-    raw = await redis.register_script(_GCRA)(keys=[lim.redis_key for lim in limits], args=[*args, wanted])
+    for limit in limits:
+        args += [limit.per_minute, 1 if limit.unit is Unit.TOKENS else 0]
+    raw = await redis.register_script(_GCRA)(keys=[lim.redis_key for lim in limits],
+                                             args=[*args, len(line_tokens), *line_tokens])
     return [int(v) for v in raw]
 
 
@@ -160,24 +169,25 @@ async def admit(redis: Redis, limits: Sequence[Limit], tokens: int) -> Admission
 
     A call asking more tokens than a limit holds at all is refused without a round trip (it could never
     fit; `retry_after_s` is then 0)."""
-    costs = [1 if lim.unit is Unit.REQUESTS else tokens for lim in limits]
-    for lim, cost in zip(limits, costs, strict=True):
-        if cost > lim.per_minute:
+    for lim in limits:
+        if lim.unit is Unit.TOKENS and tokens > lim.per_minute:
             full = tuple(LimitState(x, x.per_minute, 0.0) for x in limits)
-            return Admission(full, refused=lim, requested=cost)
-    raw = await _run(redis, limits, costs, 1)
+            return Admission(full, refused=lim, requested=tokens)
+    raw = await _run(redis, limits, [tokens])
     refused = limits[raw[1] - 1] if raw[1] else None
-    return Admission(_states(limits, raw), refused=refused, retry_after_s=raw[2] / 1e6,
-                     requested=costs[raw[1] - 1] if raw[1] else 0)
+    requested = (tokens if refused.unit is Unit.TOKENS else 1) if refused is not None else 0
+    return Admission(_states(limits, raw), refused=refused, retry_after_s=raw[2] / 1e6, requested=requested)
 
 
-async def take_batch(redis: Redis, limits: Sequence[Limit], wanted: int, tokens_per_line: int) -> int:
-    """How many of `wanted` batch lines (each counted as `tokens_per_line` tokens) may be released now;
-    they are taken from the batch limits. 0 means wait: nothing is refused for good."""
-    if not limits or wanted <= 0:
-        return wanted
-    costs = [1 if lim.unit is Unit.REQUESTS else min(tokens_per_line, lim.per_minute) for lim in limits]
-    raw = await _run(redis, limits, costs, wanted)
+async def take_batch(redis: Redis, limits: Sequence[Limit], line_tokens: Sequence[int]) -> int:
+    """How many of these batch lines (their estimated tokens, in order) may be released now: the longest
+    run that fits the batch limits, taken from them. 0 means wait; a line is never refused for good (one
+    larger than a tokens limit counts as the whole limit)."""
+    if not limits or not line_tokens:
+        return len(line_tokens)
+    cap = min((lim.per_minute for lim in limits if lim.unit is Unit.TOKENS), default=None)
+    costs = [min(t, cap) for t in line_tokens] if cap is not None else list(line_tokens)
+    raw = await _run(redis, limits, costs)
     return raw[0]
 
 

@@ -207,3 +207,62 @@ async def test_hostile_input_cannot_crash_the_limiter(settings, worker, body):
     async with running_gateway(settings) as client:
         r = await client.post("/v1/chat/completions", json=body, headers=auth)
     assert r.status_code in (400, 429), r.text
+
+
+def batch_line(custom_id: str, **body: Any) -> bytes:
+    return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                         "body": {**chat(), **body}}) + b"\n"
+
+
+async def start_batch(client: httpx.AsyncClient, auth: dict[str, str], lines: list[bytes]) -> str:
+    up = await client.post("/v1/files", headers=auth, data={"purpose": "batch"},
+                           files={"file": ("requests.jsonl", b"".join(lines), "application/jsonl")})
+    assert up.status_code == 200, up.text
+    b = await client.post("/v1/batches", headers=auth, json={
+        "input_file_id": up.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"})
+    assert b.status_code == 200, b.text
+    return str(b.json()["id"])
+
+
+async def batch_counts(client: httpx.AsyncClient, auth: dict[str, str], batch_id: str,
+                       until: Any, timeout_s: float = 30) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        b = (await client.get(f"/v1/batches/{batch_id}", headers=auth)).json()
+        if until(b):
+            return dict(b)
+        assert loop.time() < deadline, b
+        await asyncio.sleep(0.1)
+
+
+async def test_batch_lines_do_not_consume_the_interactive_limits(settings, worker):
+    _, auth = await tenant_client(settings, {"requests_per_minute": 1, "tokens_per_minute": 2000})
+    async with running_gateway(settings) as client:
+        batch_id = await start_batch(client, auth, [batch_line(f"r{i}") for i in range(3)])
+        done = await batch_counts(client, auth, batch_id, lambda b: b["status"] == "completed")
+        r = await client.post("/v1/chat/completions", json=chat(max_tokens=10), headers=auth)
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert r.status_code == 200, r.text
+    assert r.headers["x-ratelimit-remaining-requests"] == "0"
+
+
+@pytest.mark.parametrize(("limits", "body"), [
+    ({"batch_requests_per_minute": 2}, {}),
+    ({"batch_tokens_per_minute": 2500}, {"max_tokens": 1000}),  # about 1,050 tokens a line: two fit
+])
+async def test_batch_lines_over_their_limit_wait_and_never_fail(settings, worker, limits, body):
+    # The interactive limit is tight too: a batch line must neither take from it nor be held by it.
+    _, auth = await tenant_client(settings, {"requests_per_minute": 1, **limits})
+    async with running_gateway(settings) as client:
+        batch_id = await start_batch(client, auth, [batch_line(f"r{i}", **body) for i in range(5)])
+        first = await batch_counts(client, auth, batch_id, lambda b: b["request_counts"]["completed"] >= 2)
+        await asyncio.sleep(2.5)  # two more supervisor ticks: nothing more may be released this minute
+        later = (await client.get(f"/v1/batches/{batch_id}", headers=auth)).json()
+        r = await client.post("/v1/chat/completions", json=chat(max_tokens=10), headers=auth)
+        await client.post(f"/v1/batches/{batch_id}/cancel", headers=auth)
+    assert first["status"] == later["status"] == "in_progress"
+    assert later["request_counts"] == {"total": 5, "completed": 2, "failed": 0}
+    [row] = await execute(settings, "SELECT count(*) AS n FROM jobs WHERE batch_id = $1", batch_id)
+    assert row["n"] == 2  # the other three lines are not even queued yet
+    assert r.status_code == 200, r.text
