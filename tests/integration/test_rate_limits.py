@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from typing import Any
 
 import asyncpg
@@ -266,3 +267,26 @@ async def test_batch_lines_over_their_limit_wait_and_never_fail(settings, worker
     [row] = await execute(settings, "SELECT count(*) AS n FROM jobs WHERE batch_id = $1", batch_id)
     assert row["n"] == 2  # the other three lines are not even queued yet
     assert r.status_code == 200, r.text
+
+
+async def test_the_limiter_fails_closed_when_redis_is_down():
+    from types import SimpleNamespace
+
+    from gateway.rate_limits import check_rate_limits
+    from shared.chat.request import validate_chat_request
+    from shared.db.tenants import KeyOwner, TenantRow
+    from shared.errors import ServiceUnavailable
+    from shared.routing.policy import TenantPolicy
+    from tests.harness import free_port
+
+    dead = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    st: Any = SimpleNamespace(res=SimpleNamespace(redis=dead))
+    policy = {"rate_limits": {"requests_per_minute": 5}}
+    owner = KeyOwner(uuid.uuid4(), TenantRow(uuid.uuid4(), "acme", policy))
+    try:
+        with pytest.raises(ServiceUnavailable):
+            await check_rate_limits(st, owner, TenantPolicy.from_json(policy), validate_chat_request(chat()))
+        # Without limits the limiter never asks Redis, so nothing fails.
+        assert await check_rate_limits(st, owner, TenantPolicy(), validate_chat_request(chat())) == {}
+    finally:
+        await dead.aclose()
