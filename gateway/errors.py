@@ -38,7 +38,7 @@ def speaks_anthropic(path: str) -> bool:
 
 def error_response(err: AinferaError, headers: dict[str, str] | None = None, *, path: str = "") -> JSONResponse:
     """`err` as the API at `path` reports errors (OpenAI's envelope unless it is a Messages route)."""
-    hdrs = dict(headers or {})
+    hdrs = {**err.headers(), **(headers or {})}
     if isinstance(err, AuthenticationFailed):
         hdrs["www-authenticate"] = "Bearer"
     if speaks_anthropic(path):

@@ -13,7 +13,7 @@ release the key either, and a repeat resolves through the work itself (`resume`)
 finished answer is replayed, a 409 says it still runs, and only work that left no trace at
 all (never finished, not queued, not running) frees the key. A key whose request died
 before it created anything is released after `idempotency_lock_s`, as before; answers of
-500 and above from such requests release it at once so the caller can retry. Keys live for
+500 and above, and 429 (a rate limit), from such requests release it at once so the caller can retry. Keys live for
 24 hours.
 """
 
@@ -121,8 +121,8 @@ class KeyClaim(Binder):
 
     async def finish(self, response: Response, *, final_hash: str | None = None) -> Response:
         async with self.st.res.db.acquire() as conn:
-            if response.status_code >= 500:
-                if self.work_id is None:  # nothing was created: the caller may simply retry
+            if response.status_code >= 500 or response.status_code == 429:
+                if self.work_id is None:  # nothing was created (a rate limit refused it): the caller may retry
                     await release_key(conn, self.tenant_id, self.key)
                 return response  # bound: a repeat resolves through the work
             if final_hash is not None:

@@ -30,6 +30,10 @@ class AinferaError(Exception):
         """The OpenAI error envelope for this error."""
         return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries with this error (`Retry-After`, say)."""
+        return {}
+
 
 # --- caller errors (4xx) -----------------------------------------------------------------
 
@@ -114,6 +118,28 @@ class StorageQuotaExceeded(AinferaError):
     status = 413
     type = "invalid_request_error"
     default_code = "storage_quota_exceeded"
+
+
+class RateLimited(AinferaError):
+    """A tenant's or a key's requests or tokens per minute are used up (`shared/rate_limits.py`).
+    OpenAI's envelope names the unit in `type` ("requests" or "tokens"); the response carries
+    `Retry-After` and the `x-ratelimit-*` headers."""
+
+    status = 429
+    type = "requests"
+    default_code = "rate_limit_exceeded"
+    retryable = True
+
+    def __init__(self, message: str, *, unit: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.unit = unit
+        self._headers = headers
+
+    def envelope(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.unit, "code": self.code, "param": self.param}}
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class UnsupportedMediaType(AinferaError):

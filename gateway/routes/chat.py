@@ -13,6 +13,7 @@ from gateway.deps import gateway_state
 from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
 from gateway.objects.jobs import job_object
 from gateway.openapi import chat_request_body
+from gateway.rate_limits import check_rate_limits, with_headers
 from gateway.responses import JSONResponse
 from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
@@ -95,6 +96,7 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
             raise InvalidRequest("stream cannot be combined with Prefer: respond-async: an asynchronous job is "
                                  "answered by GET /v1/jobs/{id}, never streamed. Drop one of them.",
                                  code="invalid_value", param="stream")
+        limited = await check_rate_limits(st, owner, policy, req)
         if wants_async(request):
 
             async def bind(conn: Connection) -> None:
@@ -102,12 +104,13 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
 
             await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=req,
                                now=st.res.clock(), on_created=bind, key_id=owner.key_id)
-            return await accepted(jid)
+            return with_headers(await accepted(jid), limited)
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
                           submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)
         if req.stream:
-            return await submit_streaming(st, job, include_usage=includes_usage(req), binder=binder)
-        return outcome_response(await submit_and_wait(st, job, binder=binder))
+            return with_headers(await submit_streaming(st, job, include_usage=includes_usage(req), binder=binder),
+                                limited)
+        return with_headers(outcome_response(await submit_and_wait(st, job, binder=binder)), limited)
 
     async def accepted(jid: str) -> JSONResponse:
         async with st.res.db.acquire() as conn:

@@ -20,6 +20,7 @@ from gateway.body import read_json
 from gateway.deps import gateway_state
 from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
 from gateway.openapi import count_tokens_request_body, messages_request_body
+from gateway.rate_limits import check_rate_limits, with_headers
 from gateway.responses import JSONResponse
 from gateway.routes.chat import check_model, outcome_headers
 from gateway.streaming import replayed_stream, submit_streaming
@@ -108,13 +109,14 @@ async def create_message(request: Request, owner: KeyHeaderOwner) -> Response:
         catalog = st.res.catalog.current
         req = translated(catalog, validate_messages_request(data, MessagesRequest), strict=policy.strict_params)
         check_model(catalog, req, policy)
+        limited = await check_rate_limits(st, owner, policy, req)
         jid = new_job_id()
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
                           submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)
         if req.stream:
             events = AnthropicEvents(jid, input_tokens_estimate=route_request(req).input_tokens)
-            return await submit_streaming(st, job, binder=binder, events=events)
-        return message_response(await submit_and_wait(st, job, binder=binder))
+            return with_headers(await submit_streaming(st, job, binder=binder, events=events), limited)
+        return with_headers(message_response(await submit_and_wait(st, job, binder=binder)), limited)
 
     async def resume(jid: str) -> Response | WorkState:
         """The answer the first request with this key would have given, from the job it created."""

@@ -5,7 +5,9 @@ Each tick, under a Redis lock so ticks never overlap:
    and hands finished batches to a finalize job (which writes the output and error files);
 2. feeds lines to the bulk queue: it turns the next input lines into queued jobs and
    enqueues them, keeping the queue no deeper than a watermark and taking turns between
-   tenants, so one tenant's million-line batch cannot starve another's;
+   tenants, so one tenant's million-line batch cannot starve another's; a tenant's batch rate
+   limits (`shared/rate_limits.py`) hold back the lines over them until a later turn (they wait,
+   never fail, and never take from the interactive limits);
 3. reconciles: stored jobs (async calls, fed batch lines) that have not finished but have
    no queue entry any more (Redis flushed or restarted) are enqueued again. A marker key
    tells a Redis that lost its data from one that did not, and triggers a full pass.
@@ -37,17 +39,23 @@ from shared.db.batches import (
     OpenBatch,
     close_open_lines,
     has_open_lines,
+    line_sizes,
     materialize_lines,
     open_batches,
     open_stored_jobs,
 )
 from shared.db.idempotency import expire_keys
+from shared.db.tenants import get_tenant
 from shared.job_queue import enqueue_stored
 from shared.jobs import DISPATCH_STORED, FINALIZE_BATCH
 from shared.logging import get_logger
 from shared.queue.enqueue import enqueue
 from shared.queue.names import EPOCH_KEY, SUPERVISOR_LOCK_KEY
+from shared.rate_limits import Lane, Limit, estimated_tokens, limits_for, take_batch
 from shared.resources import Resources
+from shared.routing.limits import RateLimits
+from shared.routing.policy import TenantPolicy
+from shared.routing.tokens import CHARS_PER_TOKEN
 from shared.spend.budgets import release_stale
 
 log = get_logger(__name__)
@@ -152,14 +160,20 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
     for b in sorted(batches, key=lambda b: (b.last_fed_at is not None, b.last_fed_at or b.expires_at)):
         by_tenant.setdefault(b.tenant_id, []).append(b)
     progress = {b.id: b.fed_through for b in batches}
+    throttles = await _batch_limits(res, list(by_tenant))
     fed = 0
     while budget > 0 and by_tenant:
         for tenant in list(by_tenant):
             queue = by_tenant[tenant]
             b = queue[0]
             take = min(config.chunk, budget, b.total - progress[b.id])
-            through = progress[b.id] + take
             try:
+                if throttles.get(tenant):
+                    take = await _within_rate_limits(res, throttles[tenant], b.id, progress[b.id], take)
+                    if take == 0:  # over the tenant's batch rate limits: the rest waits for a later turn
+                        del by_tenant[tenant]
+                        continue
+                through = progress[b.id] + take
                 async with res.db.acquire() as conn:
                     ids = await materialize_lines(conn, b.id, progress[b.id], through, _job_prefix(b.id))
             except _OUTAGE_ERRORS:
@@ -180,6 +194,26 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
             if budget <= 0:
                 break
     return fed
+
+
+async def _batch_limits(res: Resources, tenants: list[Any]) -> dict[Any, list[Limit]]:
+    """Each tenant's batch rate limits (`batch_requests_per_minute`, `batch_tokens_per_minute`)."""
+    found: dict[Any, list[Limit]] = {}
+    async with res.db.acquire() as conn:
+        for tenant_id in tenants:
+            row = await get_tenant(conn, tenant_id)
+            if row is not None:
+                limits = TenantPolicy.from_json(row.spend_policy).limits.rate_limits
+                found[tenant_id] = limits_for(tenant_id, limits, None, RateLimits(), Lane.BATCH)
+    return found
+
+
+async def _within_rate_limits(res: Resources, limits: list[Limit], batch_id: str, after: int, take: int) -> int:
+    """How many of the `take` lines after `after` the tenant's batch limits let through now (taken from them)."""
+    async with res.db.acquire() as conn:
+        sizes = await line_sizes(conn, batch_id, after, after + take)
+    tokens = [estimated_tokens(-(-size // CHARS_PER_TOKEN), cap) for size, cap in sizes]
+    return await take_batch(res.redis, limits, tokens)
 
 
 async def _keep_fed(res: Resources, config: SupervisorConfig, broken: set[str]) -> int:

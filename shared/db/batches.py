@@ -90,6 +90,18 @@ async def materialize_lines(conn: Connection, batch_id: str, after: int, through
     return ids
 
 
+async def line_sizes(conn: Connection, batch_id: str, after: int, through: int) -> list[tuple[int, int | None]]:
+    """(size in bytes, output cap or None) of each input line (after, through], in line order: what the
+    batch rate limits count."""
+    return [(int(r["bytes"]), _small_int(r["max_completion_tokens"]) or _small_int(r["max_tokens"]))
+            for r in await conn.fetch(q("batches", "line_sizes"), batch_id, after, through)]
+
+
+def _small_int(text: str | None) -> int | None:
+    """A positive integer of at most nine digits, else None (a line's cap is checked when it runs)."""
+    return int(text) if text is not None and text.isdigit() and 0 < len(text) <= 9 and int(text) > 0 else None
+
+
 async def close_open_lines(conn: Connection, batch_id: str, status: str) -> int:
     result: str = await conn.execute(q("batches", "close_open_lines"), batch_id, status)
     return int(result.split()[-1])

@@ -45,6 +45,17 @@ SELECT $4 || fl.line_no, b.tenant_id, 'batch', 'queued', coalesce(body->>'model'
 ON CONFLICT DO NOTHING
 RETURNING id;
 
+-- name: line_sizes
+-- What the batch rate limits count for input lines (from, to], in order: the line's size in bytes
+-- and the output caps it asks for (text; NULL when absent or unreadable).
+SELECT fl.line_no, octet_length(fl.raw) AS bytes,
+       parsed.body->>'max_completion_tokens' AS max_completion_tokens, parsed.body->>'max_tokens' AS max_tokens
+  FROM batches b
+  JOIN file_lines fl ON fl.file_id = b.input_file_id AND fl.line_no > $2 AND fl.line_no <= $3
+ CROSS JOIN LATERAL (SELECT try_jsonb(fl.raw) -> 'body' AS body) AS parsed
+ WHERE b.id = $1
+ ORDER BY fl.line_no;
+
 -- name: mark_fed
 UPDATE batches
    SET fed_through = greatest(fed_through, $2), last_fed_at = now(),
