@@ -1,7 +1,7 @@
 -- Budgets that cannot be overshot: before its upstream call a budgeted job reserves its worst-case
 -- cost against every budget that applies (the tenant's and its key's, daily and monthly), in one
 -- statement that locks the counters in a fixed order; its receipt settles the reservation to the
--- actual cost in the receipt's own transaction (a trigger), so a job is settled exactly once.
+-- actual cost in the receipt's own transaction (`finish_dispatch`), so a job is settled exactly once.
 -- Postgres is the only copy of the counters.
 
 -- One counter per (tenant or key, UTC day or month). `spent_usd` is the settled cost,
@@ -73,7 +73,13 @@ DECLARE
     v_row record;
     v_budget jsonb;
     v_left numeric;
+    v_have integer;
 BEGIN
+    -- This statement's own commit need not wait for the disk: the hold is visible to every other
+    -- reservation as soon as it commits, which is what keeps budgets from being overshot. Only a
+    -- crash of Postgres itself could lose the last fraction of a second of holds; the receipt then
+    -- finds none and still counts its cost (budget_settle). This saves a WAL flush per call.
+    PERFORM set_config('synchronous_commit', 'off', true);
     SELECT amount_usd, settled_at, day, month INTO v_old, v_settled, v_day, v_month
       FROM budget_reservations WHERE job_id = p_job FOR UPDATE;
     IF FOUND AND v_settled IS NOT NULL THEN
@@ -85,11 +91,16 @@ BEGIN
         v_month := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
     END IF;
     v_delta := p_amount - v_old;
-    PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
-    PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
-    IF p_key IS NOT NULL THEN
-        PERFORM budget_counter_open('key', p_key, 'day', v_day);
-        PERFORM budget_counter_open('key', p_key, 'month', v_month);
+    SELECT count(*) INTO v_have FROM budget_counters
+     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+       AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month));
+    IF v_have < (CASE WHEN p_key IS NULL THEN 2 ELSE 4 END) THEN  -- the first call of a period
+        PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
+        PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
+        IF p_key IS NOT NULL THEN
+            PERFORM budget_counter_open('key', p_key, 'day', v_day);
+            PERFORM budget_counter_open('key', p_key, 'month', v_month);
+        END IF;
     END IF;
     -- Lock every counter this job touches, always in the primary key's order: no deadlock.
     FOR v_row IN
@@ -130,25 +141,70 @@ BEGIN
      WHERE job_id = p_job AND settled_at IS NULL
     RETURNING tenant_id, key_id, day, month, amount_usd INTO r;
     IF NOT FOUND THEN
+        -- Settled already (nothing to do), or never held: an unbudgeted call, or a hold lost in a
+        -- crash of Postgres. A budgeted tenant's counters for today still count the cost.
+        IF p_cost > 0 AND NOT EXISTS (SELECT 1 FROM budget_reservations WHERE job_id = p_job) THEN
+            UPDATE budget_counters c SET spent_usd = c.spent_usd + p_cost
+              FROM receipts rc
+             WHERE rc.job_id = p_job AND c.scope = 'tenant' AND c.scope_id = rc.tenant_id
+               AND ((c.period = 'day' AND c.period_start = (rc.created_at AT TIME ZONE 'UTC')::date)
+                 OR (c.period = 'month'
+                     AND c.period_start = date_trunc('month', rc.created_at AT TIME ZONE 'UTC')::date));
+        END IF;
         RETURN;
     END IF;
+    -- Lock in the same order as budget_reserve does, or the two can deadlock.
+    PERFORM 1 FROM budget_counters
+     WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
+       AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month))
+     ORDER BY scope, scope_id, period, period_start
+       FOR UPDATE;
     UPDATE budget_counters
        SET reserved_usd = greatest(reserved_usd - r.amount_usd, 0), spent_usd = spent_usd + p_cost
      WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
        AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month));
 END $$;
 
--- The receipt settles its job's reservation in its own transaction: exactly one receipt per job,
--- so exactly one settlement, whichever path (group commit, retry, reconciler) wrote it.
-CREATE FUNCTION receipts_settle_budget() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- The receipt settles its job's reservation in the receipt's own transaction, after the audit
+-- append: exactly one receipt per job, so exactly one settlement. After the append, because the
+-- append holds the tenant's chain lock: every transaction takes the chain lock before the
+-- counters (a reservation takes only the counters), so a group commit and a reservation can never
+-- wait for each other in a circle. The body is 0007's, with the settlement added.
+CREATE OR REPLACE FUNCTION finish_dispatch(
+    p_job jsonb, p_receipt jsonb, p_event_type text, p_prefix text, p_suffix text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    j     jobs;
+    r     receipts;
+    won   text;
+    batch text;
 BEGIN
-    PERFORM budget_settle(NEW.job_id, coalesce(NEW.cost_usd, 0));
-    RETURN NULL;
+    j := jsonb_populate_record(NULL::jobs, p_job);
+    INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
+                      created_at, finished_at, attempt)
+    VALUES (j.id, j.tenant_id, j.kind, j.status, j.requested_model, j.response, j.http_status, j.receipt_id,
+            j.created_at, j.finished_at, j.attempt)
+    ON CONFLICT (id) DO UPDATE
+       SET status = EXCLUDED.status, response = EXCLUDED.response, http_status = EXCLUDED.http_status,
+           receipt_id = EXCLUDED.receipt_id, finished_at = EXCLUDED.finished_at
+     WHERE jobs.status IN ('queued', 'running')
+       AND (EXCLUDED.attempt >= jobs.attempt OR EXCLUDED.status = 'succeeded')
+    RETURNING jobs.id, jobs.batch_id INTO won, batch;
+    IF won IS NULL THEN
+        RETURN false;
+    END IF;
+    r := jsonb_populate_record(NULL::receipts, p_receipt);
+    INSERT INTO receipts VALUES (r.*);
+    PERFORM audit_append(j.tenant_id, p_event_type, j.id, p_prefix, p_suffix, j.finished_at);
+    PERFORM budget_settle(j.id, coalesce(r.cost_usd, 0));
+    IF batch IS NOT NULL THEN
+        UPDATE batches
+           SET completed = completed + (j.status = 'succeeded')::int,
+               failed = failed + (j.status <> 'succeeded')::int
+         WHERE id = batch;
+    END IF;
+    RETURN true;
 END $$;
-
-CREATE TRIGGER receipts_settle_budget AFTER INSERT ON receipts
-    FOR EACH ROW EXECUTE FUNCTION receipts_settle_budget();
 
 -- The reconciler's sweep of open reservations older than `p_age`: one whose receipt exists is
 -- settled to it; one whose job ended without a receipt is released; one with no job row (a
@@ -167,8 +223,9 @@ BEGIN
           LEFT JOIN jobs j ON j.id = b.job_id
          WHERE b.settled_at IS NULL AND b.created_at < now() - p_age
          ORDER BY b.job_id
-           FOR UPDATE OF b SKIP LOCKED
     LOOP
+        -- No row lock is taken here: budget_settle settles each one at most once on its own, and
+        -- a reservation of a job still running is not touched at all.
         IF r.receipt_cost IS NOT NULL THEN
             PERFORM budget_settle(r.job_id, r.receipt_cost);
         ELSIF r.row_id IS NOT NULL AND r.status NOT IN ('queued', 'running') THEN

@@ -4,7 +4,7 @@ Budgets are the tenant's (its spend policy) and the calling key's (its settings)
 per UTC day and per UTC month. The per-call caps are checked here, against the worst case; the
 daily and monthly ones by `budget_reserve` in Postgres, which locks the counters it touches in a
 fixed order and holds the amount only when every budget has room, so concurrent calls on any
-number of workers cannot overshoot. The receipt's insert settles the reservation (a trigger,
+number of workers cannot overshoot. The receipt's transaction settles the reservation (`finish_dispatch`,
 migration 0014), so the settlement happens once, in the receipt's own transaction.
 """
 
