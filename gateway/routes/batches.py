@@ -3,6 +3,7 @@
 Creating a batch writes one row and answers at once (status `validating`); the batch
 supervisor then feeds its lines to the bulk queue (`in_progress`), finalizes it and
 writes the output and error files' descriptions (`completed`, `expired`, `cancelled`).
+A key with `allowed_models` cannot create a batch whose lines name any other model (403).
 """
 
 from __future__ import annotations

@@ -92,13 +92,19 @@ def _audit(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(audit.verify_from_api(args.base_url or settings.gateway_url, key, args.tenant))
 
 
+def _create_key(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import api_keys
+
+    _print_json(_run(api_keys.create(settings, args.tenant, name=args.name, expires_at=args.expires_at,
+                                     settings_json=args.settings)))
+
+
 def _keys(settings: Settings, args: argparse.Namespace) -> None:
     from shared.cli import api_keys
     from shared.cli.up import ensure_signing_key
 
     if args.keys_cmd == "create":
-        _print_json(_run(api_keys.create(settings, args.tenant, name=args.name, expires_at=args.expires_at,
-                                         settings_json=args.settings)))
+        _create_key(settings, args)
         return
     if args.keys_cmd == "list":
         _print_json(_run(api_keys.list_keys(settings, args.tenant)))
@@ -175,6 +181,16 @@ def _add_batch_parsers(sub: Any) -> None:
 # --- argument parsing ----------------------------------------------------------------------
 
 
+def _add_key_create_arguments(kcr: argparse.ArgumentParser) -> None:
+    kcr.add_argument("--tenant", required=True, help="tenant id")
+    kcr.add_argument("--name", help="a name to recognise the key by (1 to 200 characters)")
+    kcr.add_argument("--expires-at", metavar="TS",
+                     help="RFC 3339 time the key stops working, e.g. 2027-01-31T00:00:00Z")
+    kcr.add_argument("--settings", metavar="JSON",
+                     help='the key\'s settings, e.g. \'{"allowed_models": ["ainfera-auto"], "daily_budget_usd": 5}\'')
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ainfera-dispatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -191,9 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--policy", required=True,
                     help='JSON, e.g. \'{"banned_providers": ["deepseek"], "max_cost_per_call_usd": 0.05}\'')
 
-    key = sub.add_parser("key", help="API key operations").add_subparsers(dest="key_cmd", required=True)
-    kc = key.add_parser("create", help="create another API key for a tenant (printed once)")
-    kc.add_argument("--tenant", required=True, help="tenant id")
+    key = sub.add_parser("key", help="API key operations (older spelling of `keys create`)").add_subparsers(
+        dest="key_cmd", required=True)
+    _add_key_create_arguments(key.add_parser("create", help="create another API key for a tenant (printed once)"))
 
     gw = sub.add_parser("gateway", help="run the HTTP gateway")
     gw.add_argument("--host")
@@ -224,13 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="a tenant's API keys (create, list, revoke) and the signing key (generate)")
     kcmds = keys.add_subparsers(dest="keys_cmd", required=True)
     kcmds.add_parser("generate", help="create the signing key file named by AINFERA_SIGNING_KEY_FILE if missing")
-    kcr = kcmds.add_parser("create", help="create an API key for a tenant (the key is printed this once)")
-    kcr.add_argument("--tenant", required=True, help="tenant id")
-    kcr.add_argument("--name", help="a name to recognise the key by (1 to 200 characters)")
-    kcr.add_argument("--expires-at", metavar="TS",
-                     help="RFC 3339 time the key stops working, e.g. 2027-01-31T00:00:00Z")
-    kcr.add_argument("--settings", metavar="JSON",
-                     help='the key\'s settings, e.g. \'{"allowed_models": ["ainfera-auto"], "daily_budget_usd": 5}\'')
+    _add_key_create_arguments(kcmds.add_parser("create", help="create an API key for a tenant (printed this once)"))
     kls = kcmds.add_parser("list", help="a tenant's API keys, newest first (prefix and metadata, never the key)")
     kls.add_argument("--tenant", required=True, help="tenant id")
     krv = kcmds.add_parser("revoke", help="revoke an API key (every gateway refuses it within a second)")
@@ -258,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
             _run(database.tenant_create(settings, args.name)) if args.tenant_cmd == "create"
             else _run(database.set_policy(settings, args.tenant, args.policy))
         ),
-        "key": lambda: _print_json(_run(database.key_create(settings, args.tenant))),
+        "key": lambda: _create_key(settings, args),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),

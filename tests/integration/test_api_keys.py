@@ -294,10 +294,10 @@ async def test_a_process_that_missed_the_notice_drops_a_revoked_key_within_a_sec
         await pool.close()
 
 
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(settings: Settings, *args: str, command: str = "keys") -> subprocess.CompletedProcess[str]:
     env = {"AINFERA_DATABASE_URL": settings.database_url, "AINFERA_REDIS_URL": settings.redis_url,
            "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "shared.cli.main", "keys", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "shared.cli.main", command, *args], env=env, capture_output=True,
                           text=True, check=False)
 
 
@@ -320,6 +320,16 @@ async def test_cli_creates_lists_and_revokes_keys(settings: Settings, redis_flus
     assert revoked.returncode == 0, revoked.stderr
     assert json.loads(revoked.stdout)["status"] == "revoked" and '"api_key":' not in revoked.stdout
     assert await redis_flushed.get("ainfera:api-keys:version") != version
+
+    older = cli(settings, "create", "--tenant", tenant_id, "--name", "old spelling", command="key")
+    assert older.returncode == 0 and json.loads(older.stdout)["name"] == "old spelling", older.stderr
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "shared.cli.main", "keys", "revoke", "--tenant", tenant_id,
+         json.loads(older.stdout)["id"]], capture_output=True, text=True, check=False,
+        env={"AINFERA_DATABASE_URL": settings.database_url, "AINFERA_REDIS_URL": "redis://127.0.0.1:1/0",
+             "PATH": "/usr/bin:/bin"})
+    assert unreachable.returncode == 0 and "warning: could not reach Redis" in unreachable.stderr
+    assert json.loads(unreachable.stdout)["status"] == "revoked"
 
     for args, says in ((("create", "--tenant", tenant_id, "--settings", '{"allowed_models": ["nope"]}'),
                         "Unknown model 'nope'"),
