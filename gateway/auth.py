@@ -1,7 +1,8 @@
 """Bearer authentication for tenants and for the admin API, as FastAPI dependencies.
 
 Every failure gets the same 401 and message, so a caller cannot tell a revoked key
-from a mistyped one. Tenant keys are looked up by SHA-256 hash (a token not shaped like our
+from a mistyped one; only a key past its `expires_at` is told so (checked against the clock on
+every request: the owner is cached). Tenant keys are looked up by SHA-256 hash (a token not shaped like our
 keys is refused without a lookup, see `shared.auth.directory`); the admin key comes from
 settings and is compared in constant time.
 
@@ -22,6 +23,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from gateway.deps import gateway_state
+from shared.auth.key_access import check_not_expired
 from shared.auth.keys import bearer_token, same_secret
 from shared.db.tenants import KeyOwner
 from shared.errors import AuthenticationFailed
@@ -44,9 +46,12 @@ async def authenticate_key_header(request: Request) -> KeyOwner:
 async def _owner(request: Request, token: str | None, message: str) -> KeyOwner:
     if token is None:
         raise AuthenticationFailed(message)
-    owner = await gateway_state(request).res.tenants.owner_of(token)
+    res = gateway_state(request).res
+    owner = await res.tenants.owner_of(token)
     if owner is None:
         raise AuthenticationFailed(message)
+    if owner.expires_at is not None:
+        check_not_expired(owner.expires_at, res.clock())
     return owner
 
 

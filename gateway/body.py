@@ -11,6 +11,19 @@ from shared.errors import InvalidRequest, PayloadTooLarge
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    raw = await _read(request, limit)
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    return parse_body(raw)
+
+
+async def read_optional_json(request: Request, limit: int) -> Any:
+    """As `read_json`, but an empty body is None (for requests whose body is all optional)."""
+    raw = await _read(request, limit)
+    return parse_body(raw) if raw.strip() else None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -26,7 +39,4 @@ async def read_json(request: Request, limit: int) -> Any:
         if total > limit:
             raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
-    return parse_body(raw)
+    return b"".join(chunks)

@@ -70,7 +70,7 @@ async def open_resources(
         http = create_http_client(settings)
         stack.push_async_callback(http.aclose)
         catalog = CatalogCache(db)
-        tenants = TenantDirectory(db, ttl_s=settings.api_key_cache_ttl_s)
+        tenants = TenantDirectory(db, ttl_s=settings.api_key_cache_ttl_s, redis=redis)
 
         async def on_notice(channel: str) -> None:
             if channel == CATALOG_CHANNEL:

@@ -1,7 +1,7 @@
 """Tenant shapes: the caller's own (`GET /v1/me`) and the admin API's (a tenant, its policy, a new key).
 
-A new API key appears only in `new_tenant_object` and `new_key_object`: the answer to the request
-that created it (only its hash is stored).
+A new API key appears only in `new_tenant_object` and `shared.auth.key_view.new_key_object`: the
+answer to the request that created it (only its hash is stored).
 """
 
 from __future__ import annotations
@@ -26,7 +26,3 @@ def spend_policy_object(tenant_id: UUID, policy: dict[str, Any]) -> dict[str, An
 
 def new_tenant_object(tenant: TenantRow, api_key: str, key_id: UUID) -> dict[str, Any]:
     return {"tenant_id": str(tenant.id), "name": tenant.name, "api_key": api_key, "key_id": str(key_id)}
-
-
-def new_key_object(tenant_id: UUID, api_key: str, key_id: UUID) -> dict[str, Any]:
-    return {"tenant_id": str(tenant_id), "api_key": api_key, "key_id": str(key_id)}

@@ -3,6 +3,7 @@
 Creating a batch writes one row and answers at once (status `validating`); the batch
 supervisor then feeds its lines to the bulk queue (`in_progress`), finalizes it and
 writes the output and error files' descriptions (`completed`, `expired`, `cancelled`).
+A key with `allowed_models` cannot create a batch whose lines name any other model (403).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
 from gateway.objects.batches import batch_object
 from gateway.objects.lists import cursor_page
 from gateway.responses import JSONResponse
+from shared.auth.key_access import check_model_allowed
+from shared.auth.key_settings import KeySettings
 from shared.batches.lines import BATCH_ENDPOINTS
 from shared.db.batches import create_batch, get_batch, list_batches, request_cancel
-from shared.db.files import get_file
-from shared.errors import InvalidRequest, NotFound
+from shared.db.files import get_file, models_of_lines
+from shared.db.types import Connection
+from shared.errors import InvalidRequest, NotFound, PermissionDenied
 from shared.ids import new_id
 from shared.job_queue import nudge_supervisor
 
@@ -56,6 +60,17 @@ def _parse(data: Any) -> CreateBatch:
         raise InvalidRequest(f"Invalid value for '{param}': {err['msg']}.", code="invalid_value", param=param) from e
 
 
+async def _check_lines_allowed(conn: Connection, settings: KeySettings, file_id: str) -> None:
+    """A key with `allowed_models` may not create a batch whose lines name another model: the
+    whole batch is refused (403 naming the first such line), before any line runs."""
+    for model, line_no in await models_of_lines(conn, file_id):
+        try:
+            check_model_allowed(settings, model)
+        except PermissionDenied as e:
+            raise PermissionDenied(f"Line {line_no} of file '{file_id}': {e.message}", code=e.code,
+                                   param="input_file_id") from e
+
+
 @router.post("/v1/batches")
 async def create(request: Request, owner: Owner) -> Response:
     st = gateway_state(request)
@@ -71,6 +86,8 @@ async def create(request: Request, owner: Owner) -> Response:
                 raise InvalidRequest(f"File '{f.id}' was not uploaded with purpose \"batch\".",
                                      param="input_file_id")
             assert body.endpoint in BATCH_ENDPOINTS
+            if owner.settings.allowed_models is not None:
+                await _check_lines_allowed(conn, owner.settings, f.id)
             now = st.res.clock()
             batch = await create_batch(
                 conn, batch_id=new_id("batch"), tenant_id=owner.tenant.id, input_file_id=f.id,

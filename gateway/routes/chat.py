@@ -17,6 +17,7 @@ from gateway.rate_limits import check_rate_limits, with_headers
 from gateway.responses import JSONResponse
 from gateway.streaming import replayed_stream, submit_streaming
 from gateway.submit import submit_and_wait
+from shared.auth.key_access import check_model_allowed
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.db.jobs import job_outcome
@@ -90,6 +91,7 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
     async def handle(binder: Binder) -> Response:
         policy = TenantPolicy.from_json(owner.tenant.spend_policy)
         req = validate_chat_request(data, strict=policy.strict_params)
+        check_model_allowed(owner.settings, req.model)
         check_model(st.res.catalog.current, req, policy)
         jid = new_job_id()
         if req.stream and wants_async(request):

@@ -31,6 +31,7 @@ from shared.anthropic_api.events import MessageEvents, error_event, replay_event
 from shared.anthropic_api.models import catalog_slug
 from shared.anthropic_api.request import CountTokensRequest, MessagesRequest, validate_messages_request
 from shared.anthropic_api.response import to_message
+from shared.auth.key_access import check_model_allowed
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
 from shared.db.jobs import job_outcome
@@ -108,6 +109,7 @@ async def create_message(request: Request, owner: KeyHeaderOwner) -> Response:
         policy = TenantPolicy.from_json(owner.tenant.spend_policy)
         catalog = st.res.catalog.current
         req = translated(catalog, validate_messages_request(data, MessagesRequest), strict=policy.strict_params)
+        check_model_allowed(owner.settings, req.model)
         check_model(catalog, req, policy)
         limited = await check_rate_limits(st, owner, policy, req)
         jid = new_job_id()

@@ -15,6 +15,7 @@ from gateway.deps import gateway_state
 from gateway.objects.routing import decision_object
 from gateway.openapi import chat_request_body
 from gateway.responses import JSONResponse
+from shared.auth.key_access import check_model_allowed
 from shared.chat.request import validate_chat_request
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
@@ -26,6 +27,7 @@ router = APIRouter()
 async def explain_routing(request: Request, owner: Owner) -> JSONResponse:
     st = gateway_state(request)
     req = validate_chat_request(await read_json(request, st.res.settings.max_request_bytes))
+    check_model_allowed(owner.settings, req.model)
     plan = plan_request(
         req,
         st.res.catalog.current,

@@ -6,7 +6,11 @@ flood of bad tokens can push out only other bad tokens, never a valid key; a tok
 shaped like our keys is refused without any lookup. Every cache is dropped when Postgres
 reports a change to tenants or keys (NOTIFY `ainfera_tenants`, on insert, update and delete),
 so a revoked key stops working, and a key created after its token was refused starts working,
-at once on every process that heard the notice, and within the TTL on any that did not.
+at once on every process that heard the notice. A process can miss a notice (its listening
+connection half-open, or down until it reconnects), so every change made through the admin API or
+the command line also bumps a version on Redis (`bump_key_version`), which each process reads at
+most once a second while it serves keys from cache: a revocation holds everywhere within about a
+second. A change made some other way (psql) relies on the notice, else the TTL.
 """
 
 from __future__ import annotations
@@ -17,9 +21,16 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from shared.auth.keys import hash_key, looks_like_api_key
 from shared.db.tenants import KeyOwner, TenantRow, get_tenant, owner_of_key_hash
 from shared.db.types import Pool
+from shared.logging import get_logger
+from shared.queue.names import KEYS_VERSION_KEY
+
+log = get_logger(__name__)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -27,6 +38,16 @@ V = TypeVar("V")
 MAX_KNOWN_KEYS = 100_000
 MAX_UNKNOWN_KEYS = 10_000  # about 1.5 MB of digests
 MAX_TENANTS = 100_000
+VERSION_CHECK_S = 1.0
+
+
+async def bump_key_version(redis: Redis) -> None:
+    """Tell every process that API keys changed (on top of Postgres's NOTIFY)."""
+    try:
+        await redis.incr(KEYS_VERSION_KEY)
+    except RedisError as e:
+        # The change is committed; the notice and the TTL still carry it.
+        log.warning("key_version_bump_failed", error=type(e).__name__)
 
 
 class _Expiring(Generic[K, V]):
@@ -63,8 +84,14 @@ class TenantDirectory:
         max_unknown: int = MAX_UNKNOWN_KEYS,
         max_tenants: int = MAX_TENANTS,
         clock: Callable[[], float] = time.monotonic,
+        redis: Redis | None = None,
+        version_check_s: float = VERSION_CHECK_S,
     ) -> None:
         self._pool = pool
+        self._redis = redis
+        self._version_check_s = version_check_s
+        self._version_checked_at = float("-inf")
+        self._version: bytes | None = None
         self._ttl = ttl_s
         self._clock = clock
         self._known: _Expiring[bytes, KeyOwner] = _Expiring(max_known)
@@ -78,6 +105,7 @@ class TenantDirectory:
             return None
         digest = hash_key(api_key)
         now = self._clock()
+        await self._check_version(now)
         known = self._known.get(digest, now)
         if known is not None:
             return known[0]
@@ -104,6 +132,20 @@ class TenantDirectory:
         if generation == self._generation:
             self._tenants.put(tenant_id, row, now + self._ttl)
         return row
+
+    async def _check_version(self, now: float) -> None:
+        """Drop every cache when the key version on Redis moved; asks Redis at most once per interval."""
+        if self._redis is None or now - self._version_checked_at < self._version_check_s:
+            return
+        self._version_checked_at = now
+        try:
+            version = await self._redis.get(KEYS_VERSION_KEY)
+        except RedisError as e:
+            log.warning("key_version_check_failed", error=type(e).__name__)
+            return
+        if version != self._version:
+            self._version = version
+            self.clear()
 
     def clear(self) -> None:
         self._generation += 1

@@ -6,7 +6,8 @@ the body being a chat-completions request that passes the same validation as a s
 call. Any bad line rejects the whole file with a 400 that names the line (1-based, as
 editors count). Blank lines are skipped. Duplicate custom_ids within a chunk are caught
 here; across chunks the database's unique index catches them (see `shared.batches.upload`).
-A model that does not exist is not an error here: that line fails when it runs.
+A model that does not exist is not an error here: that line fails when it runs. A key's
+`allowed_models` is checked when the batch is created (`gateway/routes/batches.py`).
 """
 
 from __future__ import annotations

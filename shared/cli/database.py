@@ -1,5 +1,5 @@
 """The command line's database operations: migrate, seed, write the readable schema, create
-tenants and keys, set spend policies. Each opens its own connection and closes it."""
+tenants (and their first key), set spend policies. Each opens its own connection and closes it."""
 
 from __future__ import annotations
 
@@ -69,26 +69,6 @@ async def tenant_create(settings: Settings, name: str) -> dict[str, Any]:
     finally:
         await conn.close()
     return {"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key, "key_id": str(key_id)}
-
-
-async def key_create(settings: Settings, tenant: str) -> dict[str, Any]:
-    from shared.auth.keys import hash_key, new_api_key, shown_prefix
-    from shared.db.pool import connect
-    from shared.db.tenants import create_api_key, get_tenant
-
-    try:
-        tid = UUID(tenant)
-    except ValueError:
-        raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
-    conn = await connect(settings.database_url)
-    try:
-        if await get_tenant(conn, tid) is None:
-            raise SystemExit(f"error: no tenant {tenant}")
-        key = new_api_key()
-        key_id = await create_api_key(conn, tid, hash_key(key), shown_prefix(key))
-    finally:
-        await conn.close()
-    return {"tenant_id": tenant, "api_key": key, "key_id": str(key_id)}
 
 
 async def set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[str, Any]:

@@ -92,8 +92,26 @@ def _audit(settings: Settings, args: argparse.Namespace) -> None:
     raise SystemExit(audit.verify_from_api(args.base_url or settings.gateway_url, key, args.tenant))
 
 
-def _keys(settings: Settings) -> None:
+def _create_key(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import api_keys
+
+    _print_json(_run(api_keys.create(settings, args.tenant, name=args.name, expires_at=args.expires_at,
+                                     settings_json=args.settings)))
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import api_keys
     from shared.cli.up import ensure_signing_key
+
+    if args.keys_cmd == "create":
+        _create_key(settings, args)
+        return
+    if args.keys_cmd == "list":
+        _print_json(_run(api_keys.list_keys(settings, args.tenant)))
+        return
+    if args.keys_cmd == "revoke":
+        _print_json(_run(api_keys.revoke(settings, args.tenant, args.key_id)))
+        return
 
     ensure_signing_key(settings)
     print(settings.signing_key_file if settings.signing_key is None else "AINFERA_SIGNING_KEY is set", file=sys.stderr)
@@ -163,6 +181,16 @@ def _add_batch_parsers(sub: Any) -> None:
 # --- argument parsing ----------------------------------------------------------------------
 
 
+def _add_key_create_arguments(kcr: argparse.ArgumentParser) -> None:
+    kcr.add_argument("--tenant", required=True, help="tenant id")
+    kcr.add_argument("--name", help="a name to recognise the key by (1 to 200 characters)")
+    kcr.add_argument("--expires-at", metavar="TS",
+                     help="RFC 3339 time the key stops working, e.g. 2027-01-31T00:00:00Z")
+    kcr.add_argument("--settings", metavar="JSON",
+                     help='the key\'s settings, e.g. \'{"allowed_models": ["ainfera-auto"], "daily_budget_usd": 5}\'')
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ainfera-dispatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,9 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--policy", required=True,
                     help='JSON, e.g. \'{"banned_providers": ["deepseek"], "max_cost_per_call_usd": 0.05}\'')
 
-    key = sub.add_parser("key", help="API key operations").add_subparsers(dest="key_cmd", required=True)
-    kc = key.add_parser("create", help="create another API key for a tenant (printed once)")
-    kc.add_argument("--tenant", required=True, help="tenant id")
+    key = sub.add_parser("key", help="API key operations (older spelling of `keys create`)").add_subparsers(
+        dest="key_cmd", required=True)
+    _add_key_create_arguments(key.add_parser("create", help="create another API key for a tenant (printed once)"))
 
     gw = sub.add_parser("gateway", help="run the HTTP gateway")
     gw.add_argument("--host")
@@ -209,9 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--base-url", help="the gateway (default: the configured one)")
     ar.add_argument("--api-key", help="a tenant API key (default: AINFERA_API_KEY)")
     ar.add_argument("--tenant", help="tenant id (default: the key's own)")
-    keys = sub.add_parser("keys", help="signing keys")
+    keys = sub.add_parser("keys", help="a tenant's API keys (create, list, revoke) and the signing key (generate)")
     kcmds = keys.add_subparsers(dest="keys_cmd", required=True)
     kcmds.add_parser("generate", help="create the signing key file named by AINFERA_SIGNING_KEY_FILE if missing")
+    _add_key_create_arguments(kcmds.add_parser("create", help="create an API key for a tenant (printed this once)"))
+    kls = kcmds.add_parser("list", help="a tenant's API keys, newest first (prefix and metadata, never the key)")
+    kls.add_argument("--tenant", required=True, help="tenant id")
+    krv = kcmds.add_parser("revoke", help="revoke an API key (every gateway refuses it within a second)")
+    krv.add_argument("--tenant", required=True, help="tenant id")
+    krv.add_argument("key_id", metavar="KEY_ID", help="the key's id (from keys list)")
     fanout = sub.add_parser("fanout", help="probe catalog models and switch rows from the evidence")
     fcmds = fanout.add_subparsers(dest="fanout_cmd", required=True)
     fr = fcmds.add_parser("run", help="start a probe run (a worker serving the probe queue runs it)")
@@ -234,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
             _run(database.tenant_create(settings, args.name)) if args.tenant_cmd == "create"
             else _run(database.set_policy(settings, args.tenant, args.policy))
         ),
-        "key": lambda: _print_json(_run(database.key_create(settings, args.tenant))),
+        "key": lambda: _create_key(settings, args),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),
@@ -242,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch": lambda: _batch(settings, args),
         "fanout": lambda: _fanout(settings, args),
         "audit": lambda: _audit(settings, args),
-        "keys": lambda: _keys(settings),
+        "keys": lambda: _keys(settings, args),
     }
     handlers[args.command]()
 

@@ -84,3 +84,8 @@ async def first_lines_with_custom_ids(conn: Connection, file_id: str, custom_ids
 
 async def file_lines_after(conn: Connection, file_id: str, after: int, limit: int) -> list[tuple[int, str]]:
     return [(r["line_no"], r["raw"]) for r in await conn.fetch(q("files", "file_lines_after"), file_id, after, limit)]
+
+
+async def models_of_lines(conn: Connection, file_id: str) -> list[tuple[str, int]]:
+    """(model, first line naming it) for each model an input file's lines name, in line order."""
+    return [(r["model"], r["line_no"]) for r in await conn.fetch(q("files", "models_of_lines"), file_id)]

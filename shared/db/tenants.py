@@ -43,11 +43,65 @@ async def set_spend_policy(conn: Connection, tenant_id: UUID, policy: dict[str, 
     return await conn.fetchval(q("tenants", "set_spend_policy"), tenant_id, policy) is not None
 
 
-async def create_api_key(conn: Connection, tenant_id: UUID, key_hash: bytes, key_prefix: str) -> UUID:
-    r = await conn.fetchrow(q("tenants", "create_api_key"), tenant_id, key_hash, key_prefix)
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """A key as its tenant's admin sees it: never the key, never its hash."""
+
+    id: UUID
+    tenant_id: UUID
+    key_prefix: str
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    settings: dict[str, Any]
+
+
+def _key_row(r: Any) -> ApiKeyRow:
+    return ApiKeyRow(r["id"], r["tenant_id"], r["key_prefix"], r["name"], r["created_at"], r["expires_at"],
+                     r["revoked_at"], r["settings"])
+
+
+async def insert_api_key(conn: Connection, tenant_id: UUID, key_hash: bytes, key_prefix: str, *,
+                         name: str | None = None, expires_at: datetime | None = None,
+                         settings: dict[str, Any] | None = None) -> ApiKeyRow:
+    r = await conn.fetchrow(q("tenants", "create_api_key"), tenant_id, key_hash, key_prefix, name, expires_at,
+                            settings)
     assert r is not None  # INSERT ... RETURNING
-    key_id: UUID = r["id"]
-    return key_id
+    return _key_row(r)
+
+
+async def create_api_key(conn: Connection, tenant_id: UUID, key_hash: bytes, key_prefix: str) -> UUID:
+    return (await insert_api_key(conn, tenant_id, key_hash, key_prefix)).id
+
+
+async def list_api_keys(conn: Connection, tenant_id: UUID, after: UUID | None, limit: int) -> list[ApiKeyRow]:
+    return [_key_row(r) for r in await conn.fetch(q("tenants", "list_api_keys"), tenant_id, after, limit)]
+
+
+async def get_api_key(conn: Connection, tenant_id: UUID, key_id: UUID) -> ApiKeyRow | None:
+    r = await conn.fetchrow(q("tenants", "get_api_key"), key_id, tenant_id)
+    return _key_row(r) if r else None
+
+
+_UNSET: Any = object()
+
+
+async def update_api_key(conn: Connection, tenant_id: UUID, key_id: UUID, *, name: Any = _UNSET,
+                         expires_at: Any = _UNSET, settings: Any = _UNSET) -> ApiKeyRow | None:
+    """Change the fields given (None clears name or expiry); None when the tenant has no such key."""
+    r = await conn.fetchrow(
+        q("tenants", "update_api_key"), key_id, tenant_id,
+        None if name is _UNSET else name, None if expires_at is _UNSET else expires_at,
+        None if settings is _UNSET else settings,
+        name is not _UNSET, expires_at is not _UNSET, settings is not _UNSET,
+    )
+    return _key_row(r) if r else None
+
+
+async def revoke_api_key(conn: Connection, tenant_id: UUID, key_id: UUID) -> ApiKeyRow | None:
+    r = await conn.fetchrow(q("tenants", "revoke_api_key"), key_id, tenant_id)
+    return _key_row(r) if r else None
 
 
 async def owner_of_key_hash(conn: Connection, key_hash: bytes) -> KeyOwner | None:

@@ -55,6 +55,9 @@ STATS_PREFIX = "ainfera:stats"  # learned routing statistics (shared/routing/lea
 HELD_PREFIX = "ainfera:held:"  # commits a job could not write, for its next attempt (shared/commit.py)
 STREAM_CANCEL_PREFIX = "ainfera:stream-cancel:"  # a streamed job whose caller left (shared/queue/stream_relay.py)
 SUPERVISOR_LOCK_KEY = "ainfera:batch-supervisor:lock"  # one supervisor tick at a time
+# Bumped by every change an admin makes to API keys; each process compares it at most once a second
+# (`shared.auth.directory`), so a revocation holds within a second even where a NOTIFY was missed.
+KEYS_VERSION_KEY = "ainfera:api-keys:version"
 EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data: the reconciler then does a full pass
 
 

@@ -5,6 +5,7 @@ directory is a stub and the app's lifespan does not run."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from uuid import UUID
 
@@ -23,18 +24,26 @@ from shared.settings import Settings
 ADMIN_KEY = "admin-secret"
 GOOD_KEY = "sk-ainf-" + "a" * 43
 OWNER = KeyOwner(key_id=UUID(int=1), tenant=TenantRow(id=UUID(int=2), name="acme", spend_policy={}))
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+EXPIRED_KEY, EXPIRING_KEY = "sk-ainf-" + "e" * 43, "sk-ainf-" + "f" * 43
+OWNERS = {
+    GOOD_KEY: OWNER,
+    EXPIRED_KEY: KeyOwner(key_id=UUID(int=3), tenant=OWNER.tenant, expires_at=NOW),
+    EXPIRING_KEY: KeyOwner(key_id=UUID(int=4), tenant=OWNER.tenant, expires_at=NOW + timedelta(seconds=1)),
+}
 PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json"}
 
 
 class Directory:
     async def owner_of(self, token: str) -> KeyOwner | None:
-        return OWNER if token == GOOD_KEY else None
+        return OWNERS.get(token)
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(provider_keys={}))
-    res = SimpleNamespace(tenants=Directory(), settings=SimpleNamespace(admin_api_key=SecretStr(ADMIN_KEY)))
+    res = SimpleNamespace(tenants=Directory(), settings=SimpleNamespace(admin_api_key=SecretStr(ADMIN_KEY)),
+                          clock=lambda: NOW)
     app.state.gateway = GatewayState(res=res, waiters=None, async_waiters=None)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as c:
         yield c
@@ -94,6 +103,16 @@ async def test_the_dependency_hands_the_owner_to_the_route(client):
     r = await client.get("/v1/me", headers={"Authorization": f"Bearer {GOOD_KEY}"})
     assert r.status_code == 200
     assert r.json() == {"object": "tenant", "tenant_id": str(OWNER.tenant.id), "name": "acme"}
+
+
+async def test_a_key_past_its_expiry_is_refused_and_told_so_and_one_before_it_is_not(client):
+    r = await client.get("/v1/me", headers={"Authorization": f"Bearer {EXPIRED_KEY}"})
+    assert r.status_code == 401 and r.json()["error"] == {"message": "The API key provided has expired.",
+                                                          "type": "authentication_error", "code": "invalid_api_key",
+                                                          "param": None}
+    m = await client.post("/v1/messages", content=b"{}", headers={"x-api-key": EXPIRED_KEY})
+    assert m.status_code == 401 and m.json()["error"]["message"] == "The API key provided has expired."
+    assert (await client.get("/v1/me", headers={"Authorization": f"Bearer {EXPIRING_KEY}"})).status_code == 200
 
 
 async def test_an_upload_is_refused_before_its_body_is_read(client):

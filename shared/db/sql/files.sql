@@ -42,3 +42,10 @@ UPDATE files SET bytes = bytes + $3
  WHERE id = $1 AND tenant_id = $2 AND kind = 'input' AND status = 'uploading'
    AND (SELECT input_bytes FROM usage) + $3 <= $4
 RETURNING bytes;
+
+-- name: models_of_lines
+-- Each model an input file's lines name, with the first line that names it (a body Postgres
+-- cannot read names '').
+SELECT coalesce(try_jsonb(raw) -> 'body' ->> 'model', '') AS model, min(line_no) AS line_no
+  FROM file_lines WHERE file_id = $1
+ GROUP BY 1 ORDER BY 2;
