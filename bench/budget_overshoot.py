@@ -2,7 +2,8 @@
 
 Starts the simulated provider (answering in 50 ms), two workers and two gateways as processes.
 For each `--concurrency`, a fresh tenant gets a daily budget with room for a third of the calls'
-worst cases, then that many calls go at once, half through each gateway. It prints how many were
+worst cases, then that many calls go at once, half through each gateway, each answered after a
+second (so all hold their worst case at the same time). It prints how many were
 served and refused (402 budget_exceeded), what was spent against the budget (the receipts' costs)
 and the overshoot: spent beyond the budget, in USD. Then, sequentially, `--calls` calls for a
 budgeted and an unbudgeted tenant, alternating, and the p50 of each and the difference: what
@@ -36,6 +37,8 @@ from shared.spend.worst_case import worst_case_usd
 
 MODEL = "llama-3.3-70b@groq"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Name three rivers."}], "max_tokens": 200}
+# Answered after a second, so every call of a burst holds its worst case at the same time.
+SLOW = {**BODY, "messages": [{"role": "user", "content": "Name three rivers. [sim:latency=1000]"}]}
 
 
 def new_tenant(stack: Stack, name: str) -> dict[str, str]:
@@ -53,13 +56,13 @@ async def set_policy(stack: Stack, tenant_id: str, policy: dict[str, float]) -> 
         await conn.close()
 
 
-async def worst_case(stack: Stack) -> float:
+async def worst_case(stack: Stack, body: dict[str, object]) -> float:
     conn = await connect(stack.env["AINFERA_DATABASE_URL"])
     try:
         catalog = await load_catalog(conn)
     finally:
         await conn.close()
-    request = validate_chat_request(BODY)
+    request = validate_chat_request(body)
     value = worst_case_usd(catalog.models[MODEL], route_request(request).input_tokens, request.output_cap)
     assert value is not None
     return value
@@ -82,7 +85,7 @@ async def burst(stack: Stack, gateways: list[str], concurrency: int, worst: floa
     await asyncio.sleep(0.5)  # the gateways' tenant caches hear the change
     auth = {"Authorization": f"Bearer {tenant['api_key']}"}
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
-        answers = await asyncio.gather(*(client.post(f"{gateways[i % 2]}/v1/chat/completions", json=BODY,
+        answers = await asyncio.gather(*(client.post(f"{gateways[i % 2]}/v1/chat/completions", json=SLOW,
                                                      headers=auth) for i in range(concurrency)))
     served = sum(r.status_code == 200 for r in answers)
     refused = sum(r.status_code == 402 and r.json()["error"]["code"] == "budget_exceeded" for r in answers)
@@ -123,7 +126,7 @@ def main() -> None:
         try:
             _wait(f"http://127.0.0.1:{port}/readyz")
             gateways = [stack.gateway_url, f"http://127.0.0.1:{port}"]
-            worst = asyncio.run(worst_case(stack))
+            worst = asyncio.run(worst_case(stack, SLOW))
             print(f"two gateways, two workers; {MODEL} worst case ${worst:.6f}; budget = a third of the calls' "
                   "worst cases, plus half of one")
             print(f"{'conc':>5} {'served':>7} {'refused':>8} {'other':>6} {'budget $':>12} {'spent $':>12} "
