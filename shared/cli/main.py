@@ -111,6 +111,12 @@ def _fanout(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {e.message}") from None
 
 
+def _spend(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import spend
+
+    raise SystemExit(_run(spend.report(settings, args.tenant, args.group_by, args.start, args.end)))
+
+
 # --- batch client ------------------------------------------------------------------------
 
 
@@ -179,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--policy", required=True,
                     help='JSON, e.g. \'{"banned_providers": ["deepseek"], "max_cost_per_call_usd": 0.05}\'')
 
+    spend = sub.add_parser("spend", help="a tenant's spend").add_subparsers(dest="spend_cmd", required=True)
+    sr = spend.add_parser("report", help="spend from receipts as a table, as GET /v1/usage computes it")
+    sr.add_argument("--tenant", required=True, help="tenant id")
+    sr.add_argument("--group-by", choices=("day", "model"), default="day")
+    sr.add_argument("--from", dest="start", metavar="FROM",
+                    help="RFC 3339 time or YYYY-MM-DD (UTC), inclusive (default: 30 days before --to)")
+    sr.add_argument("--to", dest="end", metavar="TO",
+                    help="RFC 3339 time, exclusive, or YYYY-MM-DD including that day (default: now)")
+
     key = sub.add_parser("key", help="API key operations").add_subparsers(dest="key_cmd", required=True)
     kc = key.add_parser("create", help="create another API key for a tenant (printed once)")
     kc.add_argument("--tenant", required=True, help="tenant id")
@@ -235,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             else _run(database.set_policy(settings, args.tenant, args.policy))
         ),
         "key": lambda: _print_json(_run(database.key_create(settings, args.tenant))),
+        "spend": lambda: _spend(settings, args),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),
