@@ -53,8 +53,9 @@ def render(tenant: str, query: UsageQuery, groups: list[UsageGroup]) -> str:
     for g in groups:
         row = g.public(query.group_by)
         table.add_row(row[label] or "(none served)", *(str(row[c]) for c in _COUNTS), row["cost_usd"])
+    table.add_section()
     table.add_row("total", *(str(sum(getattr(g, c) for g in groups)) for c in _COUNTS),
-                  money(sum((g.cost_usd for g in groups), Decimal(0))), end_section=True)
+                  money(sum((g.cost_usd for g in groups), Decimal(0))))
     out = StringIO()
     Console(file=out, width=160, force_terminal=False).print(table)
     return out.getvalue()
