@@ -26,6 +26,7 @@ from gateway.routes import (
     models,
     receipts,
     routing,
+    usage,
 )
 from gateway.url_params import refuse_unstorable_params
 from shared.logging import configure_logging
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (chat, messages, routing, models, files, batches, jobs, receipts, audit, admin, fanout, health):
+    for module in (chat, messages, routing, models, files, batches, jobs, receipts, usage, audit, admin, fanout,
+                   health):
         app.include_router(module.router)
     app.add_middleware(AccessLog)
     return app

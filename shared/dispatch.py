@@ -300,7 +300,8 @@ async def _learn(res: Resources, job: DispatchJob, call: CallRecord, commit: Com
     r = commit.receipt
     if call.succeeded and r.model_slug:
         await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
-                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort)
+                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort, tenant=str(r.tenant_id),
+                            output_cap=job.request.output_cap if job.request else None)
     log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
              error_code=r.error_code, latency_ms=r.latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
 

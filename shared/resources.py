@@ -88,7 +88,8 @@ async def open_resources(
         stats = LearnedStats(
             redis,
             db,
-            StatsWindow(size=settings.stats_window, latency_min=settings.stats_latency_min_samples),
+            StatsWindow(size=settings.stats_window, tenant_share=settings.stats_tenant_share,
+                        min_samples=settings.stats_min_samples),
             refresh_s=settings.stats_refresh_s,
             slugs=lambda: list(catalog.current.models),
         )

@@ -108,9 +108,12 @@ class Settings(BaseSettings):
     default_output_tokens_per_s: float = 50.0
     # ainfera-auto tries at most this many next-ranked models after an upstream failure.
     max_fallbacks: int = 2
-    # Learned statistics: the ratio needs this many recent receipts, the latency median this many.
-    stats_window: int = 50
-    stats_latency_min_samples: int = 20
+    # Learned statistics: medians over a model's newest `stats_window` receipts, at most
+    # `stats_tenant_share` of them from any one tenant, published once the window holds
+    # `stats_min_samples` (more than twice the share: no one tenant is half of a window).
+    stats_window: int = Field(default=50, ge=1)
+    stats_tenant_share: int = Field(default=10, ge=1)
+    stats_min_samples: int = Field(default=21, ge=1)
     stats_refresh_s: float = 1.0
 
     # --- files, batches, async jobs ---------------------------------------------------------

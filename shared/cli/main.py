@@ -129,6 +129,12 @@ def _fanout(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {e.message}") from None
 
 
+def _spend(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli import spend
+
+    raise SystemExit(_run(spend.report(settings, args.tenant, args.group_by, args.start, args.end)))
+
+
 # --- batch client ------------------------------------------------------------------------
 
 
@@ -211,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="key_cmd", required=True)
     _add_key_create_arguments(key.add_parser("create", help="create another API key for a tenant (printed once)"))
 
+    spend = sub.add_parser("spend", help="a tenant's spend").add_subparsers(dest="spend_cmd", required=True)
+    sr = spend.add_parser("report", help="spend from receipts as a table, as GET /v1/usage computes it")
+    sr.add_argument("--tenant", required=True, help="tenant id")
+    sr.add_argument("--group-by", choices=("day", "model"), default="day")
+    sr.add_argument("--from", dest="start", metavar="FROM",
+                    help="RFC 3339 time or YYYY-MM-DD (UTC), inclusive (default: 30 days before --to)")
+    sr.add_argument("--to", dest="end", metavar="TO",
+                    help="RFC 3339 time, exclusive, or YYYY-MM-DD including that day (default: now)")
+
     gw = sub.add_parser("gateway", help="run the HTTP gateway")
     gw.add_argument("--host")
     gw.add_argument("--port", type=int)
@@ -269,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             else _run(database.set_policy(settings, args.tenant, args.policy))
         ),
         "key": lambda: _create_key(settings, args),
+        "spend": lambda: _spend(settings, args),
         "gateway": lambda: _gateway(settings, args),
         "worker": lambda: _worker(settings, args),
         "sim-provider": lambda: _sim(settings, args),

@@ -1,13 +1,14 @@
 """Learned routing statistics: each model's output/input token ratio and upstream latency.
 
 Workers record one sample per successful, non-probe call, atomically in Redis (a Lua
-script keeps the last N ratio samples per model and the last N latency samples per
-(model, reasoning effort), and republishes the model's mean ratio once it has N
-samples and the median latency once it has enough). Every process reads the two small
-hashes into an immutable `RoutingStats` snapshot on a timer, so the router looks a
-model up in O(1) and never waits on Redis. When Redis has lost the statistics
-(restart, flush) the first process to notice rebuilds them from receipts in Postgres,
-under a lock; until then the router uses its priors.
+script keeps a window of the last N ratio samples per model and of the last N latency
+samples per (model, reasoning effort), each tenant holding at most `tenant_share` of a
+window, and republishes the window's median once it holds `min_samples`). A call cut off
+by the caller's own max_tokens teaches nothing and is not recorded. Every process reads the
+two small hashes into an immutable `RoutingStats` snapshot on a timer, so the router looks a
+model up in O(1) and never waits on Redis. When Redis has lost the statistics (restart,
+flush) the first process to notice rebuilds them from receipts in Postgres, under a lock;
+until then the router uses its priors.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,9 +33,9 @@ from shared.routing.candidates import RoutingStats, latency_key
 log = get_logger(__name__)
 
 PREFIX = STATS_PREFIX
-RATIO_HASH = f"{PREFIX}:ratio"  # slug -> mean output/input ratio
+RATIO_HASH = f"{PREFIX}:ratio"  # slug -> median output/input ratio
 LATENCY_HASH = f"{PREFIX}:latency"  # latency key (slug, or slug~effort) -> median upstream ms
-READY_KEY = f"{PREFIX}:ready:2"  # present once the statistics were (re)built from Postgres, in this layout
+READY_KEY = f"{PREFIX}:ready:3"  # present once the statistics were (re)built from Postgres, in this layout
 REBUILD_LOCK = f"{PREFIX}:rebuild-lock"
 
 
@@ -51,74 +53,98 @@ def latencies_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StatsWindow:
-    """How many samples count: the ratio needs `size` of them, the latency median `latency_min`
-    of the last `size` latencies."""
+    """Which samples count: the newest `size`, at most `tenant_share` of them from any one tenant
+    (its newest); a median is published once the window holds `min_samples`. With
+    min_samples > 2 x tenant_share no tenant is ever half of a published window."""
 
     size: int = 50
-    latency_min: int = 20
+    tenant_share: int = 10
+    min_samples: int = 21
 
 
-# KEYS: ratio samples, latency samples, ratio hash, latency hash.
-# ARGV: slug, latency key, ratio, latency ms ('' for none), window size, minimum latency samples.
+# KEYS: ratio window, latency window, ratio hash, latency hash.
+# ARGV: slug, latency key, tenant, ratio, latency ms ('' for none), window size, tenant share, min samples.
+# A window is a list of "<tenant> <value>", newest first.
 _RECORD = """
-local size = tonumber(ARGV[5])
-redis.call('LPUSH', KEYS[1], ARGV[3])
-redis.call('LTRIM', KEYS[1], 0, size - 1)
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local sum = 0
-for _, item in ipairs(items) do sum = sum + tonumber(item) end
-if #items >= size then
-  redis.call('HSET', KEYS[3], ARGV[1], tostring(sum / #items))
-else
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-if ARGV[4] ~= '' then
-  redis.call('LPUSH', KEYS[2], ARGV[4])
-  redis.call('LTRIM', KEYS[2], 0, size - 1)
-  local lats = {}
-  for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do lats[#lats + 1] = tonumber(item) end
-  if #lats >= tonumber(ARGV[6]) then
-    table.sort(lats)
-    local n = #lats
-    local median = lats[math.floor((n + 1) / 2)]
-    if n % 2 == 0 then median = (lats[n / 2] + lats[n / 2 + 1]) / 2 end
-    redis.call('HSET', KEYS[4], ARGV[2], tostring(median))
-  else
-    redis.call('HDEL', KEYS[4], ARGV[2])
+local size, share, need = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local own = ARGV[3] .. ' '
+local function push(key, value)
+  local mine = {}
+  for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    if string.sub(item, 1, #own) == own then mine[#mine + 1] = item end
   end
+  for i = #mine, share, -1 do redis.call('LREM', key, -1, mine[i]) end
+  redis.call('LPUSH', key, own .. value)
+  redis.call('LTRIM', key, 0, size - 1)
+  local values = {}
+  for _, item in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    values[#values + 1] = tonumber(string.match(item, '(%S+)$'))
+  end
+  if #values < need then return nil end
+  table.sort(values)
+  local n = #values
+  if n % 2 == 1 then return values[(n + 1) / 2] end
+  return (values[n / 2] + values[n / 2 + 1]) / 2
 end
-return #items
+local ratio = push(KEYS[1], ARGV[4])
+if ratio then redis.call('HSET', KEYS[3], ARGV[1], tostring(ratio)) else redis.call('HDEL', KEYS[3], ARGV[1]) end
+if ARGV[5] ~= '' then
+  local latency = push(KEYS[2], ARGV[5])
+  if latency then redis.call('HSET', KEYS[4], ARGV[2], tostring(latency)) else redis.call('HDEL', KEYS[4], ARGV[2]) end
+end
+return 1
 """
+
+
+def cut_by_caller(output_tokens: int, output_cap: int | None) -> bool:
+    """The caller's own max_tokens ended the answer (finish_reason "length"): its length says
+    nothing about the model's natural one. Receipts keep no finish_reason, so this is the rule
+    the rebuild from Postgres can apply too."""
+    return output_cap is not None and output_tokens >= output_cap
 
 
 async def record_sample(
     redis: Redis, window: StatsWindow, slug: str, input_tokens: int, output_tokens: int, latency_ms: int | None,
-    *, reasoning_effort: str | None = None,
+    *, tenant: str, reasoning_effort: str | None = None, output_cap: int | None = None,
 ) -> None:
-    """Add one successful call's figures. Best effort: statistics never fail a finished job."""
-    if input_tokens <= 0:
+    """Add one successful call's figures, as `tenant`'s. Best effort: statistics never fail a finished job."""
+    if input_tokens <= 0 or cut_by_caller(output_tokens, output_cap):
         return
     key = latency_key(slug, reasoning_effort)
     try:
         await redis.register_script(_RECORD)(  # local: redis-py hashes it, runs EVALSHA, loads on NOSCRIPT
             keys=[ratios_key(slug), latencies_key(key), RATIO_HASH, LATENCY_HASH],
-            args=[slug, key, repr(output_tokens / input_tokens), "" if latency_ms is None else str(int(latency_ms)),
-                  str(window.size), str(window.latency_min)],
+            args=[slug, key, tenant, repr(output_tokens / input_tokens),
+                  "" if latency_ms is None else str(int(latency_ms)),
+                  str(window.size), str(window.tenant_share), str(window.min_samples)],
         )
     except (RedisError, OSError) as e:
         log.warning("stats_record_failed", slug=slug, error=type(e).__name__)
 
 
-def mean_ratio(samples: Sequence[tuple[int, int]], window: StatsWindow) -> float | None:
-    """Mean output/input ratio of the newest `size` (input, output) samples, as the Lua script computes it."""
-    recent = list(samples)[: window.size]
-    return sum(o / i for i, o in recent) / len(recent) if len(recent) >= window.size else None
+def window_of(samples: Iterable[tuple[str, float]], window: StatsWindow) -> list[tuple[str, float]]:
+    """What a window keeps of (tenant, value) samples given newest first, in that order: each
+    tenant's newest `tenant_share`, then the newest `size` of those (what the Lua script's evictions leave)."""
+    kept: list[tuple[str, float]] = []
+    per_tenant: Counter[str] = Counter()
+    for tenant, value in samples:
+        if len(kept) >= window.size:
+            break
+        if per_tenant[tenant] < window.tenant_share:
+            per_tenant[tenant] += 1
+            kept.append((tenant, value))
+    return kept
 
 
-def median_latency(latencies: Sequence[int], window: StatsWindow) -> float | None:
-    """Median of the newest `size` latencies, once there are `latency_min` of them."""
-    recent = [float(v) for v in list(latencies)[: window.size]]
-    return statistics.median(recent) if len(recent) >= window.latency_min else None
+def window_median(samples: Iterable[tuple[str, float]], window: StatsWindow) -> float | None:
+    """The published figure: the median of the window, once it holds `min_samples`."""
+    values = [v for _, v in window_of(samples, window)]
+    return statistics.median(values) if len(values) >= window.min_samples else None
+
+
+def ratio_samples(samples: Sequence[tuple[str, int, int]]) -> list[tuple[str, float]]:
+    """(tenant, input, output) receipts as (tenant, ratio) samples."""
+    return [(tenant, o / i) for tenant, i, o in samples]
 
 
 class LearnedStats:
@@ -181,21 +207,23 @@ class LearnedStats:
         try:
             slugs = list(self._slugs())
             async with self._db.acquire() as conn:
-                ratios = await recent_ratios(conn, slugs, self._window.size)
-                latencies = await recent_latencies(conn, slugs, self._window.size)
+                ratios = await recent_ratios(conn, slugs, self._window.size, self._window.tenant_share)
+                latencies = await recent_latencies(conn, slugs, self._window.size, self._window.tenant_share)
             async with self._redis.pipeline(transaction=True) as pipe:
                 stale = [k for pattern in (ratios_key("*"), latencies_key("*"), f"{PREFIX}:samples:*")
                          async for k in self._redis.scan_iter(match=pattern, count=1000)]  # samples: the old layout
                 pipe.delete(RATIO_HASH, LATENCY_HASH, *stale)
-                for slug, samples in ratios.items():
-                    pipe.rpush(ratios_key(slug), *(repr(o / i) for i, o in samples))
-                    ratio = mean_ratio(samples, self._window)
+                for slug, rows in ratios.items():
+                    samples = window_of(ratio_samples(rows), self._window)
+                    pipe.rpush(ratios_key(slug), *(f"{t} {v!r}" for t, v in samples))
+                    ratio = window_median(samples, self._window)
                     if ratio is not None:
                         pipe.hset(RATIO_HASH, slug, repr(ratio))
                 for (slug, effort), values in latencies.items():
                     key = latency_key(slug, effort)
-                    pipe.rpush(latencies_key(key), *(str(v) for v in values))
-                    latency = median_latency(values, self._window)
+                    kept = window_of([(t, float(v)) for t, v in values], self._window)
+                    pipe.rpush(latencies_key(key), *(f"{t} {int(v)}" for t, v in kept))
+                    latency = window_median(kept, self._window)
                     if latency is not None:
                         pipe.hset(LATENCY_HASH, key, repr(latency))
                 pipe.set(READY_KEY, b"1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 from uuid import UUID
@@ -242,14 +243,14 @@ def _job(tenant_id: str, model: str, text: str = HAMLET) -> DispatchJob:
 
 
 async def test_output_ratio_is_learned_from_receipts_and_rebuilt_after_redis_loses_it(settings, sim, redis_flushed):
-    small = settings.model_copy(update={"stats_window": 5, "stats_latency_min_samples": 3})
+    small = settings.model_copy(update={"stats_window": 5, "stats_tenant_share": 5, "stats_min_samples": 3})
     tenant_id, _ = await new_tenant(small)
     async with open_resources(small) as res:
         outcomes = [await run_dispatch(res, _job(tenant_id, "gpt-oss-20b@groq", text=f"{HAMLET} {i}"))
                     for i in range(6)]
         learned = (await res.stats.refresh()).output_ratios["gpt-oss-20b@groq"]
         usage = [o.body["usage"] for o in outcomes[1:]]  # the last five, newest window
-        assert learned == pytest.approx(sum(u["completion_tokens"] / u["prompt_tokens"] for u in usage) / 5)
+        assert learned == pytest.approx(statistics.median(u["completion_tokens"] / u["prompt_tokens"] for u in usage))
         assert "gpt-oss-20b@groq" in res.stats.current.latency_ms
         assert "gpt-oss-120b@groq" not in res.stats.current.output_ratios  # never used: the prior applies
 
@@ -260,7 +261,7 @@ async def test_output_ratio_is_learned_from_receipts_and_rebuilt_after_redis_los
 
 
 async def test_the_router_estimates_with_the_learned_ratio(settings, sim):
-    small = settings.model_copy(update={"stats_window": 3})
+    small = settings.model_copy(update={"stats_window": 3, "stats_tenant_share": 3, "stats_min_samples": 3})
     tenant_id, _ = await new_tenant(small)
     async with open_resources(small) as res:
         for i in range(3):
