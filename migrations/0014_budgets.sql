@@ -4,6 +4,10 @@
 -- actual cost in the receipt's own transaction (`finish_dispatch`), so a job is settled exactly once.
 -- Postgres is the only copy of the counters.
 
+-- The key that submitted a job, so the worker applies that key's budgets and spend can be read
+-- per key (NULL: a batch line, a probe, or a job from before keys were recorded).
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS key_id uuid;
+
 -- One counter per (tenant or key, UTC day or month). `spent_usd` is the settled cost,
 -- `reserved_usd` the worst cases of the calls in flight.
 CREATE TABLE budget_counters (
@@ -169,7 +173,7 @@ END $$;
 -- append: exactly one receipt per job, so exactly one settlement. After the append, because the
 -- append holds the tenant's chain lock: every transaction takes the chain lock before the
 -- counters (a reservation takes only the counters), so a group commit and a reservation can never
--- wait for each other in a circle. The body is 0007's, with the settlement added.
+-- wait for each other in a circle. The body is 0007's, with the settlement and the job's key added.
 CREATE OR REPLACE FUNCTION finish_dispatch(
     p_job jsonb, p_receipt jsonb, p_event_type text, p_prefix text, p_suffix text)
 RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
@@ -181,9 +185,9 @@ DECLARE
 BEGIN
     j := jsonb_populate_record(NULL::jobs, p_job);
     INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
-                      created_at, finished_at, attempt)
+                      created_at, finished_at, attempt, key_id)
     VALUES (j.id, j.tenant_id, j.kind, j.status, j.requested_model, j.response, j.http_status, j.receipt_id,
-            j.created_at, j.finished_at, j.attempt)
+            j.created_at, j.finished_at, j.attempt, j.key_id)
     ON CONFLICT (id) DO UPDATE
        SET status = EXCLUDED.status, response = EXCLUDED.response, http_status = EXCLUDED.http_status,
            receipt_id = EXCLUDED.receipt_id, finished_at = EXCLUDED.finished_at
@@ -240,6 +244,3 @@ BEGIN
     RETURN n;
 END $$;
 
--- The key that submitted a stored job, so the worker applies that key's budgets (NULL: a batch
--- line, a probe, or a job stored before keys had budgets).
-ALTER TABLE jobs ADD COLUMN IF NOT EXISTS key_id uuid;

@@ -228,9 +228,9 @@ DECLARE
 BEGIN
     j := jsonb_populate_record(NULL::jobs, p_job);
     INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
-                      created_at, finished_at, attempt)
+                      created_at, finished_at, attempt, key_id)
     VALUES (j.id, j.tenant_id, j.kind, j.status, j.requested_model, j.response, j.http_status, j.receipt_id,
-            j.created_at, j.finished_at, j.attempt)
+            j.created_at, j.finished_at, j.attempt, j.key_id)
     ON CONFLICT (id) DO UPDATE
        SET status = EXCLUDED.status, response = EXCLUDED.response, http_status = EXCLUDED.http_status,
            receipt_id = EXCLUDED.receipt_id, finished_at = EXCLUDED.finished_at

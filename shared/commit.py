@@ -79,7 +79,7 @@ class Commit:
 
 def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UUID, kind: JobKind,
                  request: ChatCompletionRequest | None, submitted_at: datetime, latency_ms: int,
-                 attempt: int) -> Commit:
+                 attempt: int, key_id: UUID | None = None) -> Commit:
     """The rows of a finished call: the job (its answer as JSON text), the signed receipt, the event."""
     now = res.clock()
     receipt_id = new_receipt_id()
@@ -103,6 +103,7 @@ def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UU
         # JSON text, not a nested object: jsonb could not hold a provider's U+0000 (see 0007).
         response=orjson.dumps(body).decode(),
         http_status=status, receipt_id=receipt_id, created_at=submitted_at, finished_at=now, attempt=attempt,
+        key_id=key_id,
     )
     return Commit(job, receipt, event_type, prefix, suffix, body)
 

@@ -157,7 +157,7 @@ async def _earlier_result(res: Resources, job: DispatchJob, attempt: int) -> Out
 def _build(res: Resources, job: DispatchJob, call: CallRecord, latency_ms: int, attempt: int) -> Commit:
     kw: dict[str, Any] = {"job_id": job.job_id, "tenant_id": job.tenant_id, "kind": job.kind,
                           "request": job.request, "submitted_at": job.submitted_at, "latency_ms": latency_ms,
-                          "attempt": attempt}
+                          "attempt": attempt, "key_id": job.key_id}
     try:
         return build_commit(res, call, **kw)
     except Exception:

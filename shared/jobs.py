@@ -136,13 +136,15 @@ class FinishedJob:
     created_at: datetime
     finished_at: datetime
     attempt: int  # the lease it finished under
+    key_id: UUID | None = None  # the API key that submitted it (None: a batch line, a probe)
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values."""
         return {"id": self.id, "tenant_id": str(self.tenant_id), "kind": self.kind.value, "status": self.status.value,
                 "requested_model": self.requested_model, "response": self.response, "http_status": self.http_status,
                 "receipt_id": self.receipt_id, "created_at": self.created_at.isoformat(),
-                "finished_at": self.finished_at.isoformat(), "attempt": self.attempt}
+                "finished_at": self.finished_at.isoformat(), "attempt": self.attempt,
+                "key_id": str(self.key_id) if self.key_id else None}
 
     @staticmethod
     def from_row(row: dict[str, Any]) -> FinishedJob:
@@ -150,7 +152,8 @@ class FinishedJob:
             id=row["id"], tenant_id=UUID(row["tenant_id"]), kind=JobKind(row["kind"]), status=JobStatus(row["status"]),
             requested_model=row["requested_model"], response=row["response"], http_status=row["http_status"],
             receipt_id=row["receipt_id"], created_at=datetime.fromisoformat(row["created_at"]),
-            finished_at=datetime.fromisoformat(row["finished_at"]), attempt=row["attempt"])
+            finished_at=datetime.fromisoformat(row["finished_at"]), attempt=row["attempt"],
+            key_id=UUID(row["key_id"]) if row.get("key_id") else None)
 
 
 @dataclass(frozen=True, slots=True)

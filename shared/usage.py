@@ -21,10 +21,9 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 class GroupBy(StrEnum):
     DAY = "day"
     MODEL = "model"
-    KEY = "key"  # named by the API; receipts do not yet record the key that made them
+    KEY = "key"  # the API key that submitted each job
 
 
-SUPPORTED = (GroupBy.DAY, GroupBy.MODEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +62,8 @@ def _group(text: str | None) -> GroupBy:
     try:
         group = GroupBy(text)
     except ValueError:
-        raise InvalidRequest(f"Invalid value for 'group_by': {text!r}; use one of day, model.",
+        raise InvalidRequest(f"Invalid value for 'group_by': {text!r}; use one of day, model, key.",
                              code="invalid_value", param="group_by") from None
-    if group not in SUPPORTED:
-        raise InvalidRequest("group_by=key is not supported yet: receipts do not record the key that made them; "
-                             "use day or model.", code="unsupported_value", param="group_by")
     return group
 
 
@@ -92,7 +88,8 @@ def _instant(text: str, param: str, *, end_of_day: bool) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class UsageGroup:
-    """One group's totals: `key` is the UTC day, or the served model's slug (None: none was served)."""
+    """One group's totals: `key` is the UTC day, the served model's slug (None: none was served), or
+    the submitting key's id (None: a batch line, or a job from before keys were recorded)."""
 
     key: date | str | None
     requests: int

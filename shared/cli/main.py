@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     spend = sub.add_parser("spend", help="a tenant's spend").add_subparsers(dest="spend_cmd", required=True)
     sr = spend.add_parser("report", help="spend from receipts as a table, as GET /v1/usage computes it")
     sr.add_argument("--tenant", required=True, help="tenant id")
-    sr.add_argument("--group-by", choices=("day", "model"), default="day")
+    sr.add_argument("--group-by", choices=("day", "model", "key"), default="day")
     sr.add_argument("--from", dest="start", metavar="FROM",
                     help="RFC 3339 time or YYYY-MM-DD (UTC), inclusive (default: 30 days before --to)")
     sr.add_argument("--to", dest="end", metavar="TO",

@@ -8,7 +8,7 @@ from shared.db.queries import q
 from shared.db.types import Connection
 from shared.usage import GroupBy, UsageGroup, UsageQuery
 
-_QUERIES = {GroupBy.DAY: "usage_by_day", GroupBy.MODEL: "usage_by_model"}
+_QUERIES = {GroupBy.DAY: "usage_by_day", GroupBy.MODEL: "usage_by_model", GroupBy.KEY: "usage_by_key"}
 
 
 async def tenant_usage(conn: Connection, tenant_id: UUID, query: UsageQuery) -> list[UsageGroup]:
