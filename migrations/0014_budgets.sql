@@ -69,15 +69,13 @@ CREATE FUNCTION budget_reserve(p_job text, p_tenant uuid, p_key uuid, p_amount n
                                p_now timestamptz) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_day date := (p_now AT TIME ZONE 'UTC')::date;
-    v_month date := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
-    v_old numeric := 0;
-    v_delta numeric;
+    v_day date;
+    v_month date;
+    v_old numeric;
     v_settled timestamptz;
-    v_row record;
-    v_budget jsonb;
-    v_left numeric;
-    v_have integer;
+    v_delta numeric;
+    v_locked integer;
+    v_refusal jsonb;
 BEGIN
     -- This statement's own commit need not wait for the disk: the hold is visible to every other
     -- reservation as soon as it commits, which is what keeps budgets from being overshot. Only a
@@ -95,37 +93,36 @@ BEGIN
         v_month := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
     END IF;
     v_delta := p_amount - v_old;
-    SELECT count(*) INTO v_have FROM budget_counters
-     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
-       AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month));
-    IF v_have < (CASE WHEN p_key IS NULL THEN 2 ELSE 4 END) THEN  -- the first call of a period
+    FOR attempt IN 1..2 LOOP
+        -- Lock every counter this job touches, always in the primary key's order (no deadlock),
+        -- and find the first budget without room, in one query.
+        WITH locked AS MATERIALIZED (
+            SELECT scope, period, spent_usd, reserved_usd FROM budget_counters
+             WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+               AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month))
+             ORDER BY scope, scope_id, period, period_start
+               FOR UPDATE)
+        SELECT (SELECT count(*) FROM locked),
+               (SELECT jsonb_build_object('name', b->>'name', 'limit', b->'limit',
+                                          'left', greatest((b->>'limit')::numeric - l.spent_usd - l.reserved_usd
+                                                           + v_old, 0))
+                  FROM locked l JOIN jsonb_array_elements(p_limits) b
+                    ON b->>'scope' = l.scope AND b->>'period' = l.period
+                 WHERE v_delta > (b->>'limit')::numeric - l.spent_usd - l.reserved_usd
+                 ORDER BY l.scope, l.period LIMIT 1)
+          INTO v_locked, v_refusal;
+        EXIT WHEN v_locked >= (CASE WHEN p_key IS NULL THEN 2 ELSE 4 END);
+        -- The first call of a period: open its counters, then lock and check again.
         PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
         PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
         IF p_key IS NOT NULL THEN
             PERFORM budget_counter_open('key', p_key, 'day', v_day);
             PERFORM budget_counter_open('key', p_key, 'month', v_month);
         END IF;
-    END IF;
-    -- Lock every counter this job touches, always in the primary key's order: no deadlock.
-    FOR v_row IN
-        SELECT scope, period, spent_usd, reserved_usd FROM budget_counters
-         WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
-           AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month))
-         ORDER BY scope, scope_id, period, period_start
-           FOR UPDATE
-    LOOP
-        IF v_delta > 0 THEN
-            FOR v_budget IN SELECT * FROM jsonb_array_elements(p_limits) LOOP
-                IF v_budget->>'scope' = v_row.scope AND v_budget->>'period' = v_row.period THEN
-                    v_left := (v_budget->>'limit')::numeric - v_row.spent_usd - v_row.reserved_usd;
-                    IF v_delta > v_left THEN
-                        RETURN jsonb_build_object('name', v_budget->>'name', 'limit', v_budget->'limit',
-                                                  'left', greatest(v_left + v_old, 0));
-                    END IF;
-                END IF;
-            END LOOP;
-        END IF;
     END LOOP;
+    IF v_delta > 0 AND v_refusal IS NOT NULL THEN
+        RETURN v_refusal;
+    END IF;
     UPDATE budget_counters SET reserved_usd = greatest(reserved_usd + v_delta, 0)
      WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
        AND ((period = 'day' AND period_start = v_day) OR (period = 'month' AND period_start = v_month));
