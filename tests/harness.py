@@ -131,3 +131,24 @@ async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test", timeout=60) as client:
             yield client
+
+
+async def fetch_rows(settings: Settings, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of one query on the test's database, on a connection of its own."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+        return rows
+    finally:
+        await conn.close()
+
+
+async def seeded_catalog(settings: Settings) -> Any:
+    """The catalog as the test's database holds it (seeded, plus any change the test made)."""
+    from shared.db.catalog import load_catalog
+
+    conn = await connect(settings.database_url)
+    try:
+        return await load_catalog(conn)
+    finally:
+        await conn.close()

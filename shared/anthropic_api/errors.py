@@ -10,18 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
+from shared.anthropic_errors import error_type_of
+
 OVERLOADED = 529
 
 
@@ -32,10 +22,7 @@ def anthropic_status(status: int) -> int:
 def error_type(status: int) -> str:
     """Anthropic's error type for an HTTP status: 4xx without a type of their own are invalid
     requests (409, 415, 422), 5xx without one are `api_error` (502 upstream failures)."""
-    status = anthropic_status(status)
-    if status in _TYPES:
-        return _TYPES[status]
-    return "invalid_request_error" if status < 500 else "api_error"
+    return error_type_of(anthropic_status(status))
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:

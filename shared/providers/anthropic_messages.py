@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from shared.anthropic_errors import STATUS_OF_TYPE
 from shared.catalog.param_rules import rules_for
 from shared.errors import ProviderNotConfigured, UpstreamError, UpstreamMalformed
 from shared.providers.anthropic_translate import (
@@ -152,7 +153,8 @@ class AnthropicStreamReader(AssembledStream):
         event = decode_object(data.encode(), status=200)
         kind = event.get("type", name)
         if kind == "error":
-            raise classify_anthropic_error(_STREAM_ERROR_STATUS.get(_error_type(event), 500), {}, data.encode())
+            # Classified by the status an answer of that error type would have had.
+            raise classify_anthropic_error(STATUS_OF_TYPE.get(_error_type(event), 500), {}, data.encode())
         delta: dict[str, Any] | None = None
         finish: str | None = None
         if kind == "message_start" and isinstance(event.get("message"), dict):
@@ -204,12 +206,6 @@ class AnthropicStreamReader(AssembledStream):
             self.input_tokens = (token_count(usage.get("input_tokens")) or 0) + cached
         if token_count(usage.get("output_tokens")) is not None:
             self.output_tokens = token_count(usage.get("output_tokens"))
-
-
-# The status an error event would have had as an answer (docs.anthropic.com/en/api/errors).
-_STREAM_ERROR_STATUS = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500,
-                        "invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
-                        "not_found_error": 404, "request_too_large": 413}
 
 
 def _error_type(event: dict[str, Any]) -> str:

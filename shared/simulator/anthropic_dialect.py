@@ -13,21 +13,12 @@ from typing import Any
 
 import orjson
 
+from shared.anthropic_errors import error_type_of
 from shared.simulator.answers import Answer, argument_pieces, text_pieces
 from shared.simulator.anthropic_request import Invalid, parse_request
 from shared.simulator.dialect import ParsedRequest, Reply
 from shared.simulator.knowledge import ProviderFacts
 
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
 _FAILURE_MESSAGES = {
     401: "invalid x-api-key",
     429: "This request would exceed the rate limit for your organization. Please try again later.",
@@ -53,7 +44,7 @@ class AnthropicDialect:
             return self.error(400, str(exc))
 
     def error(self, status: int, message: str, *, code: str | None = None, param: str | None = None) -> Reply:
-        kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        kind = error_type_of(status)
         body = {"type": "error", "error": {"type": kind, "message": message}}
         return Reply(status, orjson.dumps(body))
 

@@ -9,17 +9,16 @@ import contextlib
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
 import orjson
 import pytest
 
 from shared.chat.request import validate_chat_request
-from shared.db.catalog import load_catalog
 from shared.db.pool import connect
 from shared.routing.plan import route_request
 from shared.settings import Settings
 from shared.spend.worst_case import worst_case_usd
-from tests.harness import ADMIN_KEY, new_tenant, running_gateway, running_worker
+from tests.harness import ADMIN_KEY, new_tenant, running_gateway, running_worker, seeded_catalog
+from tests.harness import fetch_rows as rows
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +31,11 @@ def chat(model: str = MODEL, text: str = "Name three rivers.", **extra) -> dict:
 
 
 async def worst_case(settings: Settings, body: dict) -> float:
-    conn = await connect(settings.database_url)
-    try:
-        catalog = await load_catalog(conn)
-    finally:
-        await conn.close()
+    catalog = await seeded_catalog(settings)
     request = validate_chat_request(body)
     value = worst_case_usd(catalog.models[body["model"]], route_request(request).input_tokens, request.output_cap)
     assert value is not None
     return value
-
-
-async def rows(settings: Settings, query: str, *args) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ import pytest
 
 from shared.catalog.param_rules import StructuredOutput, TokenLimitField, rules_for
 from shared.catalog.types import Catalog, WireFormat
-from shared.db.catalog import load_catalog
-from shared.db.pool import connect
 from shared.settings import Settings
 from shared.simulator.param_check import anthropic_violation
-from tests.harness import new_tenant, running_gateway, running_worker
+from tests.harness import new_tenant, running_gateway, running_worker, seeded_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -24,11 +22,8 @@ JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "place", "schema":
 
 
 async def seeded(settings: Settings) -> Catalog:
-    conn = await connect(settings.database_url)
-    try:
-        return await load_catalog(conn)
-    finally:
-        await conn.close()
+    catalog: Catalog = await seeded_catalog(settings)
+    return catalog
 
 
 @pytest.fixture
