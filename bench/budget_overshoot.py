@@ -9,7 +9,7 @@ and the overshoot: spent beyond the budget, in USD. Then, sequentially, `--calls
 budgeted and an unbudgeted tenant, alternating, and the p50 of each and the difference: what
 reserving and settling adds to a call.
 
-    .venv/bin/python bench/budget_overshoot.py [--concurrency 30 100] [--calls 200]
+    .venv/bin/python bench/budget_overshoot.py [--concurrency 30 100] [--calls 200] [--lease-s 0]
 """
 
 from __future__ import annotations
@@ -118,8 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[30, 100])
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--lease-s", type=float, default=None,
+                        help="AINFERA_BUDGET_LEASE_S for the workers (0: every call holds in Postgres)")
     args = parser.parse_args()
-    with running_stack(workers=2, sim_latency_ms=50) as stack:
+    extra = {"AINFERA_BUDGET_LEASE_S": str(args.lease_s)} if args.lease_s is not None else None
+    with running_stack(workers=2, sim_latency_ms=50, extra_env=extra) as stack:
         port = free_port()
         second = subprocess.Popen([sys.executable, "-m", "shared.cli.main", "gateway"],
                                   env={**stack.env, "AINFERA_GATEWAY_PORT": str(port)})

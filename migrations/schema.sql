@@ -68,6 +68,70 @@ BEGIN
     ON CONFLICT DO NOTHING;
 END $$;
 
+CREATE FUNCTION public.budget_counters_add(p_tenant uuid, p_key uuid, p_day date, p_month date, p_reserved numeric, p_spent numeric) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM 1 FROM budget_counters
+     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+       AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month))
+     ORDER BY scope, scope_id, period, period_start
+       FOR UPDATE;
+    UPDATE budget_counters
+       SET reserved_usd = greatest(reserved_usd + p_reserved, 0), spent_usd = spent_usd + p_spent
+     WHERE ((scope = 'tenant' AND scope_id = p_tenant) OR (scope = 'key' AND scope_id = p_key))
+       AND ((period = 'day' AND period_start = p_day) OR (period = 'month' AND period_start = p_month));
+END $$;
+
+CREATE FUNCTION public.budget_lease_grant(p_lease text, p_tenant uuid, p_key uuid, p_want numeric, p_min numeric, p_share numeric, p_limits jsonb, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_day date := (p_now AT TIME ZONE 'UTC')::date;
+    v_month date := date_trunc('month', p_now AT TIME ZONE 'UTC')::date;
+    v_left numeric;
+    v_grant numeric;
+BEGIN
+    PERFORM budget_counter_open('tenant', p_tenant, 'day', v_day);
+    PERFORM budget_counter_open('tenant', p_tenant, 'month', v_month);
+    IF p_key IS NOT NULL THEN
+        PERFORM budget_counter_open('key', p_key, 'day', v_day);
+        PERFORM budget_counter_open('key', p_key, 'month', v_month);
+    END IF;
+    SELECT min((b->>'limit')::numeric - c.spent_usd - c.reserved_usd) INTO v_left
+      FROM jsonb_array_elements(p_limits) b
+      JOIN budget_counters c
+        ON c.scope = b->>'scope' AND c.period = b->>'period'
+       AND c.scope_id = CASE c.scope WHEN 'tenant' THEN p_tenant ELSE p_key END
+       AND c.period_start = CASE c.period WHEN 'day' THEN v_day ELSE v_month END;
+    v_left := greatest(coalesce(v_left, 0), 0);
+    v_grant := round(least(p_want, v_left * p_share), 10);
+    IF v_grant < p_min OR v_grant <= 0
+       OR budget_reserve(p_lease, p_tenant, p_key, v_grant, p_limits, p_now) IS NOT NULL THEN
+        RETURN jsonb_build_object('granted', 0, 'left', v_left);
+    END IF;
+    RETURN jsonb_build_object('granted', v_grant, 'left', v_left);
+END $$;
+
+CREATE FUNCTION public.budget_lease_return(p_lease text, p_amount numeric) RETURNS numeric
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    v_back numeric;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT tenant_id, key_id, day, month, amount_usd INTO r
+      FROM budget_reservations WHERE job_id = p_lease AND settled_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    v_back := least(greatest(p_amount, 0), r.amount_usd);
+    UPDATE budget_reservations SET amount_usd = amount_usd - v_back WHERE job_id = p_lease;
+    PERFORM budget_counters_add(r.tenant_id, r.key_id, r.day, r.month, -v_back, 0);
+    RETURN v_back;
+END $$;
+
 CREATE FUNCTION public.budget_release_stale(p_age interval, p_orphan_age interval) RETURNS integer
     LANGUAGE plpgsql
     AS $$
@@ -188,16 +252,29 @@ BEGIN
         END IF;
         RETURN;
     END IF;
-    -- Lock in the same order as budget_reserve does, or the two can deadlock.
-    PERFORM 1 FROM budget_counters
-     WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
-       AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month))
-     ORDER BY scope, scope_id, period, period_start
-       FOR UPDATE;
-    UPDATE budget_counters
-       SET reserved_usd = greatest(reserved_usd - r.amount_usd, 0), spent_usd = spent_usd + p_cost
-     WHERE ((scope = 'tenant' AND scope_id = r.tenant_id) OR (scope = 'key' AND scope_id = r.key_id))
-       AND ((period = 'day' AND period_start = r.day) OR (period = 'month' AND period_start = r.month));
+    PERFORM budget_counters_add(r.tenant_id, r.key_id, r.day, r.month, -r.amount_usd, p_cost);
+END $$;
+
+CREATE FUNCTION public.budget_settle_job(p_job text, p_lease jsonb, p_cost numeric) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    v_amount numeric;
+BEGIN
+    IF p_lease IS NOT NULL AND jsonb_typeof(p_lease) = 'object' THEN
+        v_amount := (p_lease->>'amount')::numeric;
+        UPDATE budget_reservations SET amount_usd = greatest(amount_usd - v_amount, 0)
+         WHERE job_id = p_lease->>'id' AND settled_at IS NULL
+        RETURNING tenant_id, key_id, day, month INTO r;
+        IF FOUND THEN
+            INSERT INTO budget_reservations (job_id, tenant_id, key_id, day, month, amount_usd)
+            VALUES (p_job, r.tenant_id, r.key_id, r.day, r.month, v_amount)
+            ON CONFLICT (job_id) DO UPDATE SET amount_usd = budget_reservations.amount_usd + EXCLUDED.amount_usd
+             WHERE budget_reservations.settled_at IS NULL;
+        END IF;
+    END IF;
+    PERFORM budget_settle(p_job, p_cost);
 END $$;
 
 CREATE FUNCTION public.count_input_file_bytes() RETURNS trigger
@@ -240,7 +317,7 @@ BEGIN
     r := jsonb_populate_record(NULL::receipts, p_receipt);
     INSERT INTO receipts VALUES (r.*);
     PERFORM audit_append(j.tenant_id, p_event_type, j.id, p_prefix, p_suffix, j.finished_at);
-    PERFORM budget_settle(j.id, coalesce(r.cost_usd, 0));
+    PERFORM budget_settle_job(j.id, p_job->'budget_lease', coalesce(r.cost_usd, 0));
     IF batch IS NOT NULL THEN
         UPDATE batches
            SET completed = completed + (j.status = 'succeeded')::int,

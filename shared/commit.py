@@ -35,6 +35,7 @@ from shared.receipts.call import CallRecord, charge_of
 from shared.receipts.response import reported_params, response_body
 from shared.receipts.types import Receipt
 from shared.resources import Resources
+from shared.spend.leases import LeaseHold
 
 log = get_logger(__name__)
 
@@ -57,6 +58,7 @@ class Commit:
     prefix: str  # the audit payload around its seq (see shared.audit.writer)
     suffix: str
     body: dict[str, Any]
+    lease: LeaseHold | None = None  # what the call took from its worker's budget lease, to settle
 
     @property
     def http_status(self) -> int:
@@ -64,13 +66,14 @@ class Commit:
 
     def to_json(self) -> bytes:
         return orjson.dumps({"job": self.job.row(), "receipt": self.receipt.row(), "event_type": self.event_type,
-                             "prefix": self.prefix, "suffix": self.suffix, "body": self.body})
+                             "prefix": self.prefix, "suffix": self.suffix, "body": self.body,
+                             "lease": self.lease.row() if self.lease else None})
 
     @staticmethod
     def from_json(raw: bytes) -> Commit:
         d = orjson.loads(raw)
         return Commit(FinishedJob.from_row(d["job"]), Receipt.from_row(d["receipt"]), d["event_type"], d["prefix"],
-                      d["suffix"], d["body"])
+                      d["suffix"], d["body"], LeaseHold.from_row(d.get("lease")))
 
     def taken_over(self, attempt: int) -> Commit:
         """This commit, written by a later attempt that now holds the job's lease."""
@@ -105,7 +108,7 @@ def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UU
         http_status=status, receipt_id=receipt_id, created_at=submitted_at, finished_at=now, attempt=attempt,
         key_id=key_id,
     )
-    return Commit(job, receipt, event_type, prefix, suffix, body)
+    return Commit(job, receipt, event_type, prefix, suffix, body, call.lease)
 
 
 async def write_commit(res: Resources, commit: Commit) -> bool:
@@ -119,7 +122,7 @@ async def write_commit(res: Resources, commit: Commit) -> bool:
         try:
             return await res.group_commit.finish(job=commit.job, receipt=commit.receipt,
                                                  event_type=commit.event_type, prefix=commit.prefix,
-                                                 suffix=commit.suffix)
+                                                 suffix=commit.suffix, lease=commit.lease)
         except TRANSIENT_DB_ERRORS as e:
             if time.monotonic() - started >= res.settings.commit_retry_s:
                 await hold(res, commit)

@@ -52,7 +52,8 @@ from shared.routing.learned import record_sample
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
 from shared.routing.tokens import estimate_input_tokens
-from shared.spend.budgets import Budgets, budget_left, check_per_call, reserve
+from shared.spend.budgets import Budgets, as_numeric, budget_left, check_per_call, reserve
+from shared.spend.leases import LeaseScope
 from shared.spend.worst_case import worst_case_usd
 
 log = get_logger(__name__)
@@ -179,30 +180,45 @@ def _may_fall_back(error: UpstreamError) -> bool:
 
 async def _spend_cap(res: Resources, job: DispatchJob, budgets: Budgets) -> tuple[float | None, str | None]:
     """The most this call may cost at worst, for ainfera-auto to route within: the per-call cap and
-    what the daily and monthly budgets have left (read, not held: `reserve` decides)."""
+    what the daily and monthly budgets have left (read, not held: the hold decides). With a budget
+    lease, what was left when it was granted: leases exist only far from the limit, where that is
+    a generous cap; near it, the counters are read."""
     cap, source = budgets.per_call_usd, budgets.per_call_source
     if budgets.periodic and job.request is not None and job.request.is_auto:
-        async with res.db.acquire() as conn:
-            left = await budget_left(conn, tenant_id=job.tenant_id, key_id=job.key_id, budgets=budgets,
-                                     now=res.clock())
+        hint = res.budget_leases.left_hint(LeaseScope.of(job.tenant_id, job.key_id, budgets, res.clock()))
+        if hint is not None:
+            left: float | None = float(hint)
+        else:
+            async with res.db.acquire() as conn:
+                left = await budget_left(conn, tenant_id=job.tenant_id, key_id=job.key_id, budgets=budgets,
+                                         now=res.clock())
         if left is not None and (cap is None or left < cap):
             cap, source = left, "what the daily or monthly budget has left"
     return cap, source
 
 
-async def _hold(res: Resources, job: DispatchJob, cand: Candidate, input_tokens: int, budgets: Budgets) -> None:
+async def _hold(res: Resources, job: DispatchJob, call: CallRecord, cand: Candidate, input_tokens: int,
+                budgets: Budgets) -> None:
     """Reserve this candidate's worst case against the job's budgets (re-sizing what an earlier
-    candidate held), or raise BudgetExceeded before any provider is called."""
+    candidate held), or raise BudgetExceeded before any provider is called. From the worker's
+    budget lease when it has room (no round trip), else in Postgres."""
     assert job.request is not None
     worst = worst_case_usd(cand.model, input_tokens, job.request.output_cap)
     if worst is None:
         raise BudgetExceeded(f"'{cand.model.slug}' has no catalog price, so its cost cannot be held against this "
                              "budget.", param="model")
     check_per_call(budgets, worst, cand.model.slug)
-    if budgets.periodic:
+    if not budgets.periodic:
+        return
+    if call.lease is not None:
+        res.budget_leases.give_back(call.lease)
+        call.lease = None
+    now = res.clock()
+    call.lease = res.budget_leases.take(LeaseScope.of(job.tenant_id, job.key_id, budgets, now), as_numeric(worst))
+    if call.lease is None:
         async with res.db.acquire() as conn:
             await reserve(conn, job_id=job.job_id, tenant_id=job.tenant_id, key_id=job.key_id, amount_usd=worst,
-                          budgets=budgets, now=res.clock())
+                          budgets=budgets, now=now)
 
 
 async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, deadline: float,
@@ -219,7 +235,7 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
             raise UpstreamTimeout("no time left in the overall deadline for another provider")
         try:
             if budgets is not None and budgets.any:
-                await _hold(res, job, cand, input_tokens, budgets)
+                await _hold(res, job, call, cand, input_tokens, budgets)
             await _call_one(res, cand, body, call, remaining, stream)
             return
         except BudgetExceeded as e:

@@ -27,6 +27,7 @@ from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 from shared.signing import Signer, load_signer
+from shared.spend.leases import BudgetLeases
 
 log = get_logger(__name__)
 
@@ -46,6 +47,7 @@ class Resources:
     stats: LearnedStats
     signer: Signer
     group_commit: GroupCommit
+    budget_leases: BudgetLeases  # used by workers only
     clock: Callable[[], datetime] = utc_now
 
 
@@ -97,7 +99,9 @@ async def open_resources(
         stack.push_async_callback(stats.stop)
         group_commit = GroupCommit(db)
         stack.push_async_callback(group_commit.close)
+        budget_leases = BudgetLeases(db, lease_s=settings.budget_lease_s, clock=clock)
+        stack.push_async_callback(budget_leases.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, group_commit=group_commit, clock=clock,
+            signer=signer, group_commit=group_commit, budget_leases=budget_leases, clock=clock,
         )

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     stats_tenant_share: int = Field(default=10, ge=1)
     stats_min_samples: int = Field(default=21, ge=1)
     stats_refresh_s: float = 1.0
+    # A worker leases slices of a budget for this long (shared/spend/leases.py), so budgeted calls
+    # hold their worst case in memory; 0: every budgeted call holds in Postgres.
+    budget_lease_s: float = Field(default=5.0, ge=0, le=60)
 
     # --- files, batches, async jobs ---------------------------------------------------------
     max_upload_bytes: int = 1024 * 1024 * 1024

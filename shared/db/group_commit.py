@@ -22,6 +22,7 @@ from shared.db.types import Pool
 from shared.jobs import FinishedJob
 from shared.logging import get_logger
 from shared.receipts.types import Receipt
+from shared.spend.leases import LeaseHold
 
 log = get_logger(__name__)
 
@@ -43,12 +44,16 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
 
     async def finish(self, *, job: FinishedJob, receipt: Receipt, event_type: str, prefix: str,
-                     suffix: str) -> bool:
+                     suffix: str, lease: LeaseHold | None = None) -> bool:
         """Write one finished job; True when this call finished it (False: it had been already, or
-        a later attempt holds its lease)."""
+        a later attempt holds its lease). `lease` is what the call took from a budget lease:
+        `finish_dispatch` reads it beside the job's columns and settles it."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group-commit")
-        item = _Item({"job": job.row(), "receipt": receipt.row(), "event_type": event_type, "prefix": prefix,
+        row = job.row()
+        if lease is not None:
+            row["budget_lease"] = lease.row()
+        item = _Item({"job": row, "receipt": receipt.row(), "event_type": event_type, "prefix": prefix,
                       "suffix": suffix})
         self._queue.append(item)
         self._wake.set()

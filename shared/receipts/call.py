@@ -16,6 +16,7 @@ from shared.providers.types import Completion
 from shared.routing.candidates import Candidate
 from shared.routing.cost import actual_cost
 from shared.routing.plan import Plan
+from shared.spend.leases import LeaseHold
 
 
 @dataclass(slots=True)
@@ -30,6 +31,7 @@ class CallRecord:
     cancelled: bool = False  # the caller left a streamed call (`error` says so too)
     relayed_chunks: int = 0  # of a streamed call: chunks the caller was sent before it ended
     dropped: tuple[str, ...] = ()  # request fields the answering provider was not sent
+    lease: LeaseHold | None = None  # the worst case it holds from its worker's budget lease
 
     @property
     def succeeded(self) -> bool:

@@ -79,7 +79,7 @@ async def reserve(conn: Connection, *, job_id: str, tenant_id: UUID, key_id: UUI
                   budgets: Budgets, now: datetime) -> None:
     """Hold `amount_usd` for this job against the daily and monthly budgets (re-sizing what it
     holds already); a 402 naming the first budget without room, and what it has left."""
-    refused = await conn.fetchval(q("budgets", "reserve"), job_id, tenant_id, key_id, _numeric(amount_usd),
+    refused = await conn.fetchval(q("budgets", "reserve"), job_id, tenant_id, key_id, as_numeric(amount_usd),
                                   [b.row() for b in budgets.periodic], now)
     if refused is not None:
         left = float(refused["left"])
@@ -112,5 +112,6 @@ async def release_stale(conn: Connection, *, age_s: float, orphan_age_s: float) 
     return released
 
 
-def _numeric(usd: float) -> Decimal:
+def as_numeric(usd: float) -> Decimal:
+    """A USD amount as the numeric Postgres stores (10 places), from the float it was priced in."""
     return Decimal(repr(usd)).quantize(_PLACES)

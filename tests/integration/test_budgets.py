@@ -26,6 +26,20 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 MODEL = "llama-3.3-70b@groq"
 
 
+JOBS = "WHERE job_id NOT LIKE 'lease:%'"  # the jobs' own reservations, not the workers' leases
+
+
+LEASED = ("SELECT coalesce(sum(amount_usd), 0) FROM budget_reservations "
+          "WHERE job_id LIKE 'lease:%' AND settled_at IS NULL")
+
+
+async def open_leases(settings: Settings) -> Decimal:
+    """What the workers' budget leases hold now, all together."""
+    [row] = await rows(settings, f"SELECT ({LEASED}) AS held")
+    held: Decimal = row["held"]
+    return held
+
+
 def chat(model: str = MODEL, text: str = "Name three rivers.", **extra) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 200, **extra}
 
@@ -83,13 +97,14 @@ async def test_the_receipt_settles_the_reservation_to_the_actual_cost(system, se
     r = await client.post("/v1/chat/completions", json=chat(), headers=auth)
     assert r.status_code == 200, r.text
     cost = Decimal(r.headers["x-ainfera-cost-usd"])
-    [reservation] = await rows(settings, "SELECT amount_usd, settled_at, cost_usd FROM budget_reservations")
+    [reservation] = await rows(settings, f"SELECT amount_usd, settled_at, cost_usd FROM budget_reservations {JOBS}")
     assert reservation["settled_at"] is not None and reservation["cost_usd"] == cost
     assert reservation["amount_usd"] >= cost  # the worst case held the actual cost
-    counters = await rows(settings, "SELECT period, spent_usd, reserved_usd FROM budget_counters "
-                                    "WHERE scope = 'tenant'")
+    # What is still reserved is the lease the worker asked for after this first call (one snapshot).
+    counters = await rows(settings, f"SELECT period, spent_usd, reserved_usd, ({LEASED}) AS leased "
+                                    "FROM budget_counters WHERE scope = 'tenant'")
     assert {c["period"]: (c["spent_usd"], c["reserved_usd"]) for c in counters} == {
-        "day": (cost, 0), "month": (cost, 0)}
+        "day": (cost, counters[0]["leased"]), "month": (cost, counters[0]["leased"])}
 
 
 async def test_concurrent_calls_on_two_gateways_and_two_workers_never_overshoot_the_budget(settings, sim):
@@ -120,6 +135,7 @@ async def test_concurrent_calls_on_two_gateways_and_two_workers_never_overshoot_
     assert sum(r["error_code"] == "budget_exceeded" for r in receipts) == calls - fits
     events = await rows(settings, "SELECT event_type FROM audit_events WHERE tenant_id = $1", tenant_id)
     assert sum(e["event_type"] == "inference.rejected" for e in events) == calls - fits
+    assert await open_leases(settings) == 0  # no lease near the limit: every call held exactly
     assert (await rows(settings, "SELECT count(*) AS n FROM budget_reservations WHERE settled_at IS NULL"))[0]["n"] == 0
 
 
@@ -181,7 +197,7 @@ async def test_a_budgeted_job_run_twice_is_settled_once(settings, sim):
         again = await run_dispatch(res, job, attempt=2)  # arq delivered it twice
     assert first is not None and again is not None and first.body == again.body
     assert (await sim.get("/_sim/stats")).json()["total"] == 1
-    [reservation] = await rows(settings, "SELECT settled_at, cost_usd FROM budget_reservations")
+    [reservation] = await rows(settings, f"SELECT settled_at, cost_usd FROM budget_reservations {JOBS}")
     [counter] = await rows(settings, "SELECT spent_usd, reserved_usd FROM budget_counters "
                                      "WHERE scope = 'tenant' AND period = 'day'")
     assert reservation["settled_at"] is not None
@@ -204,3 +220,61 @@ async def test_a_keys_budget_tightens_the_tenants(system, settings):
     assert r.status_code == 402 and "key.daily_budget_usd" in r.json()["error"]["message"]
     # The tenant's own budget has room for it: a cheaper call fits the key's too.
     assert (await client.post("/v1/chat/completions", json=chat(max_tokens=20), headers=auth)).status_code == 200
+
+
+async def test_calls_far_from_the_limit_hold_from_the_workers_lease_and_settle_exactly(settings, sim):
+    _, key = await new_tenant(settings, policy={"daily_budget_usd": 100.0, "monthly_budget_usd": 1000.0})
+    auth = {"Authorization": f"Bearer {key}"}
+    async with running_worker(settings), running_gateway(settings) as client:
+        answers = []
+        for _ in range(20):
+            answers.append(await client.post("/v1/chat/completions", json=chat(), headers=auth))
+        assert await open_leases(settings) > 0
+    assert [r.status_code for r in answers] == [200] * 20
+    spent = sum(Decimal(r.headers["x-ainfera-cost-usd"]) for r in answers)
+    jobs = await rows(settings, "SELECT created_at = settled_at AS from_lease, cost_usd "
+                                f"FROM budget_reservations {JOBS}")
+    assert len(jobs) == 20 and sum(j["cost_usd"] for j in jobs) == spent
+    # A hold taken from a lease is moved to the job's reservation by its receipt's transaction.
+    assert sum(j["from_lease"] for j in jobs) >= 15
+    # The worker gave its lease back when it stopped: nothing is reserved, every cent is counted.
+    counters = await rows(settings, "SELECT scope, period, spent_usd, reserved_usd FROM budget_counters")
+    assert {(c["period"], c["spent_usd"], c["reserved_usd"]) for c in counters if c["scope"] == "tenant"} == {
+        ("day", spent, 0), ("month", spent, 0)}
+    assert await open_leases(settings) == 0
+
+
+async def test_leases_and_exact_holds_on_two_workers_never_overshoot_a_budget_that_runs_out(settings, sim):
+    tenant_id, key = await new_tenant(settings)
+    auth = {"Authorization": f"Bearer {key}"}
+    body = chat(max_tokens=5)  # the simulator then answers with all 5 tokens: each call costs about its worst case
+    worst = await worst_case(settings, body)
+    fits = 300
+    budget = worst * fits  # leases while far from the limit (128 worst cases left), exact holds after
+    calls, concurrency = 400, 20
+    gate = asyncio.Semaphore(concurrency)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(2):
+            await stack.enter_async_context(running_worker(settings))
+        gateways = [await stack.enter_async_context(running_gateway(settings)) for _ in range(2)]
+        await set_policy(gateways[0], tenant_id, {"daily_budget_usd": budget})
+
+        async def one(i: int):
+            async with gate:
+                return await gateways[i % 2].post("/v1/chat/completions", json=body, headers=auth)
+
+        answers = await asyncio.gather(*(one(i) for i in range(calls)))
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {200, 402}
+    assert all(r.json()["error"]["code"] == "budget_exceeded" for r in answers if r.status_code == 402)
+    spent = sum(Decimal(r.headers["x-ainfera-cost-usd"]) for r in answers if r.status_code == 200)
+    assert spent <= Decimal(repr(budget))
+    # The budget is used up, but for room another worker's lease held near the end (a lease is
+    # at most 1/32 of what is left, so under 10 worst cases here) and one last call's worth.
+    assert spent >= Decimal(repr(budget - (2 * 10 + 1) * worst)), (spent, statuses.count(200))
+    jobs = await rows(settings, f"SELECT created_at = settled_at AS from_lease FROM budget_reservations {JOBS}")
+    assert sum(j["from_lease"] for j in jobs) > 0  # leases were used
+    [counter] = await rows(settings, "SELECT spent_usd, reserved_usd FROM budget_counters "
+                                     "WHERE scope = 'tenant' AND period = 'day'")
+    assert (counter["spent_usd"], counter["reserved_usd"]) == (spent, 0)
+    assert len(await rows(settings, "SELECT 1 FROM receipts")) == calls  # every refused call is accounted for

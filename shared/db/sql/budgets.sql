@@ -19,3 +19,9 @@ SELECT scope, period, spent_usd, reserved_usd
 
 -- name: reservation
 SELECT job_id, tenant_id, key_id, amount_usd, settled_at, cost_usd FROM budget_reservations WHERE job_id = $1;
+
+-- name: lease_grant
+SELECT budget_lease_grant($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: lease_return
+SELECT budget_lease_return($1, $2);
