@@ -21,7 +21,7 @@ from shared.job_queue import enqueue_stored
 from shared.jobs import DispatchJob, JobKind
 from shared.resources import open_resources
 from shared.settings import Settings
-from tests.harness import new_tenant, running_gateway, running_worker
+from tests.harness import fetch_rows, new_tenant, running_gateway, running_worker
 from tests.integration.flaky_tcp import flaky_proxy
 from tests.integration.test_batches import content, jsonl, line, upload, wait_for_batch
 from tests.integration.trail import assert_trail, fetch
@@ -297,12 +297,19 @@ def _via(settings: Settings, port: int) -> Settings:
     return settings.model_copy(update={"database_url": settings.database_url.replace(":5432/", f":{port}/")})
 
 
-async def _through_a_database_outage(settings: Settings, *, outage_s: float, commit_retry_s: float) -> int:
-    """A sync call whose answer arrives while the worker is cut off Postgres for `outage_s`."""
-    tenant_id, key = await new_tenant(settings)
+async def _through_a_database_outage(settings: Settings, *, outage_s: float, commit_retry_s: float,
+                                     policy: dict[str, float] | None = None) -> int:
+    """A sync call whose answer arrives while the worker is cut off Postgres for `outage_s`
+    (with `policy`, after a first call, so that it holds its worst case from the worker's lease)."""
+    tenant_id, key = await new_tenant(settings, policy=policy)
     async with flaky_proxy("127.0.0.1", 5432) as proxy:
         worker_settings = _via(settings, proxy.port).model_copy(update={"commit_retry_s": commit_retry_s})
         async with running_worker(worker_settings), running_gateway(settings) as client:
+            if policy:
+                first = await client.post("/v1/chat/completions", json=chat("First"),
+                                          headers={"Authorization": f"Bearer {key}"})
+                assert first.status_code == 200, first.text
+                await asyncio.sleep(0.3)  # the worker's lease is granted
             call = asyncio.create_task(client.post("/v1/chat/completions", json=chat("Hold on [sim:latency=600]"),
                                                    headers={"Authorization": f"Bearer {key}"}))
             await asyncio.sleep(0.2)
@@ -311,8 +318,8 @@ async def _through_a_database_outage(settings: Settings, *, outage_s: float, com
             proxy.restore()
             r = await call
     assert r.status_code == 200, r.text
-    rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
-    return int(rows[0]["attempt"])  # the attempt that committed
+    rows = await assert_trail(settings.database_url, tenant_id, jobs=2 if policy else 1)
+    return int(rows[-1]["attempt"])  # the attempt that committed
 
 
 async def test_a_commit_the_database_refuses_is_retried_without_calling_the_provider_again(settings, sim):
@@ -324,6 +331,20 @@ async def test_a_commit_held_through_a_long_outage_is_written_by_the_next_attemp
     # Longer than the worker keeps retrying: it holds the answer in Redis and gives up its turn.
     assert await _through_a_database_outage(settings, outage_s=2.5, commit_retry_s=0.3) > 1  # a later attempt
     assert await upstream_calls(sim) == 1
+
+
+async def test_a_budgeted_commit_held_through_an_outage_is_settled_once_from_its_lease(settings, sim):
+    assert await _through_a_database_outage(settings, outage_s=2.5, commit_retry_s=0.3,
+                                            policy={"daily_budget_usd": 50.0}) > 1
+    assert await upstream_calls(sim) == 2
+    reservations = await fetch_rows(settings, "SELECT job_id, created_at = settled_at AS moved, cost_usd "
+                                              "FROM budget_reservations WHERE job_id NOT LIKE 'lease:%'")
+    receipts = await fetch_rows(settings, "SELECT job_id, cost_usd FROM receipts")
+    assert {r["job_id"]: r["cost_usd"] for r in reservations} == {r["job_id"]: r["cost_usd"] for r in receipts}
+    assert any(r["moved"] for r in reservations)  # the held commit carried its lease hold
+    [counter] = await fetch_rows(settings, "SELECT spent_usd, reserved_usd FROM budget_counters "
+                                           "WHERE scope = 'tenant' AND period = 'day'")
+    assert (counter["spent_usd"], counter["reserved_usd"]) == (sum(r["cost_usd"] for r in receipts), 0)
 
 
 # --- 5. a stalled worker's late result -----------------------------------------------------------------
