@@ -452,6 +452,7 @@ CREATE TABLE public.batches (
     expired_at timestamp with time zone,
     cancelling_at timestamp with time zone,
     cancelled_at timestamp with time zone,
+    key_id uuid,
     CONSTRAINT batches_status_check CHECK ((status = ANY (ARRAY['validating'::text, 'failed'::text, 'in_progress'::text, 'finalizing'::text, 'completed'::text, 'expired'::text, 'cancelling'::text, 'cancelled'::text]))),
     CONSTRAINT batches_total_check CHECK ((total >= 0))
 );

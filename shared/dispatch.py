@@ -80,10 +80,13 @@ async def _no_one_waits(_: Outcome) -> None:
 
 
 async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
-                       on_committed: OnCommitted = _no_one_waits, stream: StreamOut | None = None) -> Outcome | None:
+                       on_committed: OnCommitted = _no_one_waits, stream: StreamOut | None = None,
+                       refusal: AinferaError | None = None) -> Outcome | None:
     """Run `job` as attempt `attempt`; `on_committed` hears the outcome as soon as it is durable
     (before the work a waiting caller need not wait for: learned statistics, the summary log line).
-    With `stream`, the upstream answer is streamed and relayed there as it comes.
+    With `stream`, the upstream answer is streamed and relayed there as it comes. With `refusal`,
+    the job ends failed with it, with a receipt, and no provider is called (stored work whose key
+    no longer allows it).
 
     Returns None when a later attempt holds the job: this attempt's lease is stale and whoever
     holds it will answer.
@@ -102,6 +105,8 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
     call = CallRecord()
     if attempt > res.settings.job_max_attempts:
         call.error = InternalError(f"The job was attempted {attempt - 1} times without finishing; it was stopped.")
+    elif refusal is not None:
+        call.error = refusal
     elif not job.request:
         call.error = InvalidRequest("This request could not be read back from storage (it holds JSON that "
                                     "Postgres cannot store, such as a \\u0000 escape).", code="unreadable_request")

@@ -63,7 +63,7 @@ class DispatchJob:
     request: ChatCompletionRequest | None
     submitted_at: datetime
     reply_to: str | None = None  # the waiting gateway's completion channel (synchronous jobs)
-    key_id: UUID | None = None  # the API key that submitted it (None: a batch line, a probe)
+    key_id: UUID | None = None  # the API key that submitted it or its batch (None: a probe)
     key_limits: Limits | None = None  # that key's own limits, as the key had them at submission
 
     def to_kwargs(self) -> dict[str, Any]:
@@ -136,7 +136,7 @@ class FinishedJob:
     created_at: datetime
     finished_at: datetime
     attempt: int  # the lease it finished under
-    key_id: UUID | None = None  # the API key that submitted it (None: a batch line, a probe)
+    key_id: UUID | None = None  # the API key that submitted it or its batch (None: a probe)
 
     def row(self) -> dict[str, Any]:
         """JSON-safe column values."""

@@ -89,7 +89,8 @@ def _instant(text: str, param: str, *, end_of_day: bool) -> datetime:
 @dataclass(frozen=True, slots=True)
 class UsageGroup:
     """One group's totals: `key` is the UTC day, the served model's slug (None: none was served), or
-    the submitting key's id (None: a batch line, or a job from before keys were recorded)."""
+    the submitting key's id (a batch line: its batch's; None: a probe, or a job from before keys
+    were recorded)."""
 
     key: date | str | None
     requests: int

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from arq import Retry
 from redis.exceptions import RedisError
 
+from shared.auth.key_access import stored_work_refusal
 from shared.auth.key_settings import KeySettings
 from shared.batches.finalize import finalize_batch
 from shared.batches.supervisor import SupervisorConfig, supervise
@@ -115,10 +116,12 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
             claimed = await claim_stored_job(conn, job_id)
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
+        key = KeySettings.from_json(claimed.key_settings) if claimed.key_id else None
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind,
                           request=read_request(claimed.request), submitted_at=claimed.created_at,
-                          key_id=claimed.key_id,
-                          key_limits=KeySettings.from_json(claimed.key_settings).limits if claimed.key_id else None)
+                          key_id=claimed.key_id, key_limits=key.limits if key else None)
+        refusal = stored_work_refusal(key_revoked=claimed.key_revoked, settings=key,
+                                      model=job.request.model if job.request else None) if key else None
 
         async def announce(outcome: Outcome) -> None:
             if claimed.kind == JobKind.ASYNC:
@@ -126,7 +129,7 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
 
         # The claim's attempt count is the lease: it grows with every worker that takes the job,
         # however the job came back (arq retry, a reconciler re-enqueue after a crash).
-        return await run_dispatch(res, job, attempt=claimed.attempt, on_committed=announce)
+        return await run_dispatch(res, job, attempt=claimed.attempt, on_committed=announce, refusal=refusal)
 
     await _retrying(ctx, run(), DISPATCH_STORED.name)
 

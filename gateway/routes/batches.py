@@ -93,6 +93,7 @@ async def create(request: Request, owner: Owner) -> Response:
                 conn, batch_id=new_id("batch"), tenant_id=owner.tenant.id, input_file_id=f.id,
                 endpoint=body.endpoint, completion_window=body.completion_window, metadata=body.metadata,
                 total=f.line_count, expires_at=now + COMPLETION_WINDOWS[body.completion_window],
+                key_id=owner.key_id,
             )
             await binder.bind(batch.id, conn)  # commits with the batch: a repeat finds this batch
         await nudge_supervisor(st.res.redis, batch.id)

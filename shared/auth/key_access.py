@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from shared.auth.key_settings import KeySettings
 from shared.chat.request import AUTO_MODELS
-from shared.errors import AuthenticationFailed, PermissionDenied
+from shared.errors import AinferaError, AuthenticationFailed, PermissionDenied
 
 AUTO = "ainfera-auto"
 _SHOWN_MODELS = 20
@@ -50,3 +50,20 @@ def check_model_allowed(settings: KeySettings, model: str) -> None:
                                                  if len(shown) > _SHOWN_MODELS else "")
     raise PermissionDenied(f"This API key may not use the model '{model}'; its allowed_models are: {listed}.",
                            code="model_not_allowed_for_key", param="model")
+
+
+def stored_work_refusal(*, key_revoked: bool, settings: KeySettings, model: str | None) -> AinferaError | None:
+    """Why work stored before it runs (an async job, a batch line) may not run now, or None. Such
+    work answers to its key as the key is when it runs, not when it was accepted: a revoked key's
+    work stops (revoking a leaked key must stop what was queued with it), and a model its
+    `allowed_models` no longer names is refused. An expired key's accepted work still runs: expiry
+    is planned, and a batch accepted before it was accepted for its whole completion window."""
+    if key_revoked:
+        return AuthenticationFailed("The API key that submitted this request has been revoked.",
+                                    code="api_key_revoked")
+    if model is not None:
+        try:
+            check_model_allowed(settings, model)
+        except PermissionDenied as e:
+            return e
+    return None

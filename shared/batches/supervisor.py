@@ -5,9 +5,10 @@ Each tick, under a Redis lock so ticks never overlap:
    and hands finished batches to a finalize job (which writes the output and error files);
 2. feeds lines to the bulk queue: it turns the next input lines into queued jobs and
    enqueues them, keeping the queue no deeper than a watermark and taking turns between
-   tenants, so one tenant's million-line batch cannot starve another's; a tenant's batch rate
-   limits (`shared/rate_limits.py`) hold back the lines over them until a later turn (they wait,
-   never fail, and never take from the interactive limits);
+   tenants, so one tenant's million-line batch cannot starve another's; the batch rate limits
+   of a batch's tenant and of the key that created it (`shared/rate_limits.py`) hold back the
+   lines over them until a later turn (they wait, never fail, and never take from the
+   interactive limits);
 3. reconciles: stored jobs (async calls, fed batch lines) that have not finished but have
    no queue entry any more (Redis flushed or restarted) are enqueued again. A marker key
    tells a Redis that lost its data from one that did not, and triggers a full pass.
@@ -33,6 +34,7 @@ from typing import Any
 from arq.constants import job_key_prefix
 from redis.exceptions import LockError, RedisError
 
+from shared.auth.key_settings import KeySettings
 from shared.batches.finalize import finalize_job_id
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.batches import (
@@ -45,7 +47,7 @@ from shared.db.batches import (
     open_stored_jobs,
 )
 from shared.db.idempotency import expire_keys
-from shared.db.tenants import get_tenant
+from shared.db.tenants import get_api_key, get_tenant
 from shared.job_queue import enqueue_stored
 from shared.jobs import DISPATCH_STORED, FINALIZE_BATCH
 from shared.logging import get_logger
@@ -160,7 +162,7 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
     for b in sorted(batches, key=lambda b: (b.last_fed_at is not None, b.last_fed_at or b.expires_at)):
         by_tenant.setdefault(b.tenant_id, []).append(b)
     progress = {b.id: b.fed_through for b in batches}
-    throttles = await _batch_limits(res, list(by_tenant))
+    throttles = await _batch_limits(res, batches)
     fed = 0
     while budget > 0 and by_tenant:
         for tenant in list(by_tenant):
@@ -168,10 +170,12 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
             b = queue[0]
             take = min(config.chunk, budget, b.total - progress[b.id])
             try:
-                if throttles.get(tenant):
-                    take = await _within_rate_limits(res, throttles[tenant], b.id, progress[b.id], take)
-                    if take == 0:  # over the tenant's batch rate limits: the rest waits for a later turn
-                        del by_tenant[tenant]
+                if throttles.get(b.id):
+                    take = await _within_rate_limits(res, throttles[b.id], b.id, progress[b.id], take)
+                    if take == 0:  # over its batch rate limits: it waits for a later turn, the tenant's others go on
+                        queue.pop(0)
+                        if not queue:
+                            del by_tenant[tenant]
                         continue
                 through = progress[b.id] + take
                 async with res.db.acquire() as conn:
@@ -196,20 +200,30 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
     return fed
 
 
-async def _batch_limits(res: Resources, tenants: list[Any]) -> dict[Any, list[Limit]]:
-    """Each tenant's batch rate limits (`batch_requests_per_minute`, `batch_tokens_per_minute`)."""
-    found: dict[Any, list[Limit]] = {}
+async def _batch_limits(res: Resources, batches: list[OpenBatch]) -> dict[str, list[Limit]]:
+    """Each batch's batch rate limits (`batch_requests_per_minute`, `batch_tokens_per_minute`):
+    its tenant's and those of the key that created it, as they are now."""
+    found: dict[str, list[Limit]] = {}
+    tenants: dict[Any, RateLimits | None] = {}
+    keys: dict[Any, RateLimits] = {}
     async with res.db.acquire() as conn:
-        for tenant_id in tenants:
-            row = await get_tenant(conn, tenant_id)
-            if row is not None:
-                limits = TenantPolicy.from_json(row.spend_policy).limits.rate_limits
-                found[tenant_id] = limits_for(tenant_id, limits, None, RateLimits(), Lane.BATCH)
+        for b in batches:
+            if b.tenant_id not in tenants:
+                row = await get_tenant(conn, b.tenant_id)
+                tenants[b.tenant_id] = TenantPolicy.from_json(row.spend_policy).limits.rate_limits if row else None
+            tenant_limits = tenants[b.tenant_id]
+            if tenant_limits is None:
+                continue
+            if b.key_id is not None and b.key_id not in keys:
+                key = await get_api_key(conn, b.tenant_id, b.key_id)
+                keys[b.key_id] = KeySettings.from_json(key.settings).limits.rate_limits if key else RateLimits()
+            key_limits = keys[b.key_id] if b.key_id is not None else RateLimits()
+            found[b.id] = limits_for(b.tenant_id, tenant_limits, b.key_id, key_limits, Lane.BATCH)
     return found
 
 
 async def _within_rate_limits(res: Resources, limits: list[Limit], batch_id: str, after: int, take: int) -> int:
-    """How many of the `take` lines after `after` the tenant's batch limits let through now (taken from them)."""
+    """How many of the `take` lines after `after` the batch's limits let through now (taken from them)."""
     async with res.db.acquire() as conn:
         sizes = await line_sizes(conn, batch_id, after, after + take)
     tokens = [estimated_tokens(-(-size // CHARS_PER_TOKEN), cap) for size, cap in sizes]

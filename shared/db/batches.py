@@ -53,13 +53,14 @@ class OpenBatch:
     input_file_id: str
     expires_at: datetime
     last_fed_at: datetime | None
+    key_id: UUID | None = None  # the API key that created it: its lines answer to that key
 
 
 async def create_batch(conn: Connection, *, batch_id: str, tenant_id: UUID, input_file_id: str, endpoint: str,
                        completion_window: str, metadata: dict[str, str] | None, total: int,
-                       expires_at: datetime) -> BatchRow:
+                       expires_at: datetime, key_id: UUID | None = None) -> BatchRow:
     return _row(await conn.fetchrow(q("batches", "create_batch"), batch_id, tenant_id, input_file_id, endpoint,
-                                    completion_window, metadata, total, expires_at))
+                                    completion_window, metadata, total, expires_at, key_id))
 
 
 async def get_batch(conn: Connection, batch_id: str, tenant_id: UUID) -> BatchRow | None:
@@ -77,8 +78,9 @@ async def request_cancel(conn: Connection, batch_id: str, tenant_id: UUID) -> Ba
 
 
 async def open_batches(conn: Connection) -> list[OpenBatch]:
+    rows = await conn.fetch(q("batches", "open_batches"))
     return [OpenBatch(r["id"], r["tenant_id"], r["status"], r["total"], r["fed_through"], r["input_file_id"],
-                      r["expires_at"], r["last_fed_at"]) for r in await conn.fetch(q("batches", "open_batches"))]
+                      r["expires_at"], r["last_fed_at"], r["key_id"]) for r in rows]
 
 
 async def materialize_lines(conn: Connection, batch_id: str, after: int, through: int, job_prefix: str) -> list[str]:

@@ -86,6 +86,7 @@ class ClaimedJob:
     attempt: int  # this claim's lease: the attempt number it took
     key_id: UUID | None = None  # the key that submitted it
     key_settings: dict[str, Any] | None = None  # that key's settings now
+    key_revoked: bool = False  # that key has been revoked since
 
 
 async def register_attempt(conn: Connection, *, job_id: str, tenant_id: UUID, kind: str, requested_model: str,
@@ -107,4 +108,4 @@ async def claim_stored_job(conn: Connection, job_id: str) -> ClaimedJob | None:
     if r is None:
         return None
     return ClaimedJob(r["tenant_id"], JobKind(r["kind"]), r["request"], r["created_at"], r["batch_id"], r["attempt"],
-                      r["key_id"], r["key_settings"])
+                      r["key_id"], r["key_settings"], bool(r["key_revoked"]))

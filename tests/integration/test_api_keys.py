@@ -339,3 +339,65 @@ async def test_cli_creates_lists_and_revokes_keys(settings: Settings, redis_flus
                        (("list", "--tenant", "not-a-uuid"), "must be a tenant id")):
         bad = cli(settings, *args)
         assert bad.returncode != 0 and says in bad.stderr, (args, bad.stderr)
+
+
+async def _batch_of(client, auth: dict[str, str], models: list[str]) -> str:
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": chat(model)}
+             for i, model in enumerate(models, start=1)]
+    content = b"\n".join(orjson.dumps(line) for line in lines) + b"\n"
+    f = await client.post("/v1/files", headers=auth, data={"purpose": "batch"},
+                          files={"file": ("requests.jsonl", content, "application/jsonl")})
+    assert f.status_code == 200, f.text
+    r = await client.post("/v1/batches", headers=auth, json={
+        "input_file_id": f.json()["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"})
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+async def _finished(client, auth: dict[str, str], batch_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The finished batch, and each line's outcome by custom_id: "ok" or its error code."""
+    for _ in range(300):
+        b = (await client.get(f"/v1/batches/{batch_id}", headers=auth)).json()
+        if b["status"] == "completed":
+            break
+        await asyncio.sleep(0.1)
+    assert b["status"] == "completed", b
+    outcomes: dict[str, str] = {}
+    for file_id in (b["output_file_id"], b["error_file_id"]):
+        if file_id is None:
+            continue
+        for raw in (await client.get(f"/v1/files/{file_id}/content", headers=auth)).content.splitlines():
+            item = orjson.loads(raw)
+            body = item["response"]["body"] if item.get("response") else {}
+            outcomes[item["custom_id"]] = "ok" if item["response"]["status_code"] == 200 else body["error"]["code"]
+    return b, outcomes
+
+
+@pytest.mark.parametrize("change", ["narrow", "revoke", "budget"])
+async def test_a_batch_line_answers_to_its_key_as_the_key_is_when_the_line_runs(settings: Settings, sim, change):
+    tenant_id, other_key = await new_tenant(settings)
+    reader = bearer(other_key)  # the tenant's other key reads the batch
+    async with running_gateway(settings) as client:  # no worker yet: the batch waits
+        made = (await create_key(client, tenant_id, {"settings": {"allowed_models": [ALLOWED, OTHER]}})).json()
+        batch_id = await _batch_of(client, bearer(made["api_key"]), [ALLOWED, OTHER])
+        url = f"/v1/admin/tenants/{tenant_id}/keys/{made['id']}"
+        if change == "narrow":
+            r = await client.patch(url, json={"settings": {"allowed_models": [ALLOWED]}}, headers=ADMIN)
+        elif change == "revoke":
+            r = await client.delete(url, headers=ADMIN)
+        else:
+            r = await client.patch(url, json={"settings": {"daily_budget_usd": 1e-9}}, headers=ADMIN)
+        assert r.status_code == 200, r.text
+        async with running_worker(settings):
+            batch, outcomes = await _finished(client, reader, batch_id)
+    expected = {"narrow": {"r1": "ok", "r2": "model_not_allowed_for_key"},
+                "revoke": {"r1": "api_key_revoked", "r2": "api_key_revoked"},
+                "budget": {"r1": "budget_exceeded", "r2": "budget_exceeded"}}[change]
+    assert outcomes == expected
+    assert batch["request_counts"]["failed"] == sum(v != "ok" for v in expected.values())
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        keys = {r["key_id"] for r in await conn.fetch("SELECT key_id FROM jobs WHERE batch_id = $1", batch_id)}
+    finally:
+        await conn.close()
+    assert {str(k) for k in keys} == {made["id"]}  # its lines carry the key (spend by key counts them)

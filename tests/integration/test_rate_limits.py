@@ -248,13 +248,14 @@ async def test_batch_lines_do_not_consume_the_interactive_limits(settings, worke
     assert r.headers["x-ratelimit-remaining-requests"] == "0"
 
 
-@pytest.mark.parametrize(("limits", "body"), [
-    ({"batch_requests_per_minute": 2}, {}),
-    ({"batch_tokens_per_minute": 2500}, {"max_tokens": 1000}),  # about 1,050 tokens a line: two fit
+@pytest.mark.parametrize(("limits", "key_limits", "body"), [
+    ({"batch_requests_per_minute": 2}, None, {}),
+    ({"batch_tokens_per_minute": 2500}, None, {"max_tokens": 1000}),  # about 1,050 tokens a line: two fit
+    ({}, {"batch_requests_per_minute": 2}, {}),  # the limit of the key that created the batch
 ])
-async def test_batch_lines_over_their_limit_wait_and_never_fail(settings, worker, limits, body):
+async def test_batch_lines_over_their_limit_wait_and_never_fail(settings, worker, limits, key_limits, body):
     # The interactive limit is tight too: a batch line must neither take from it nor be held by it.
-    _, auth = await tenant_client(settings, {"requests_per_minute": 1, **limits})
+    _, auth = await tenant_client(settings, {"requests_per_minute": 1, **limits}, key_limits)
     async with running_gateway(settings) as client:
         batch_id = await start_batch(client, auth, [batch_line(f"r{i}", **body) for i in range(5)])
         first = await batch_counts(client, auth, batch_id, lambda b: b["request_counts"]["completed"] >= 2)

@@ -2,8 +2,8 @@
 
 -- name: create_batch
 INSERT INTO batches (id, tenant_id, input_file_id, endpoint, completion_window, metadata, status, total,
-                     expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'validating', $7, $8)
+                     expires_at, key_id)
+VALUES ($1, $2, $3, $4, $5, $6, 'validating', $7, $8, $9)
 RETURNING *;
 
 -- name: get_batch
@@ -27,7 +27,7 @@ UPDATE batches SET status = 'cancelling', cancelling_at = now()
 RETURNING *;
 
 -- name: open_batches
-SELECT id, tenant_id, status, total, fed_through, input_file_id, expires_at, last_fed_at
+SELECT id, tenant_id, status, total, fed_through, input_file_id, expires_at, last_fed_at, key_id
   FROM batches
  WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling')
  ORDER BY created_at;
@@ -35,9 +35,10 @@ SELECT id, tenant_id, status, total, fed_through, input_file_id, expires_at, las
 -- name: materialize_lines
 -- Turn input lines (from, to] into queued jobs. Idempotent: lines that are already jobs are skipped.
 -- A line Postgres cannot hold as jsonb becomes a job without a request, which fails on its own.
-INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, batch_id, line_no, custom_id, created_at)
+INSERT INTO jobs (id, tenant_id, kind, status, requested_model, request, batch_id, line_no, custom_id, created_at,
+                  key_id)
 SELECT $4 || fl.line_no, b.tenant_id, 'batch', 'queued', coalesce(body->>'model', ''), body, b.id, fl.line_no,
-       fl.custom_id, now()
+       fl.custom_id, now(), b.key_id
   FROM batches b
   JOIN file_lines fl ON fl.file_id = b.input_file_id AND fl.line_no > $2 AND fl.line_no <= $3
  CROSS JOIN LATERAL (SELECT try_jsonb(fl.raw) -> 'body' AS body) AS parsed  -- NULL: fails alone when run

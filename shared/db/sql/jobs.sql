@@ -28,7 +28,8 @@ VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7);
 UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), attempt = attempt + 1
  WHERE id = $1 AND status IN ('queued', 'running')
 RETURNING tenant_id, kind, request, created_at, batch_id, attempt, key_id,
-          (SELECT settings FROM api_keys WHERE api_keys.id = jobs.key_id) AS key_settings;
+          (SELECT settings FROM api_keys WHERE api_keys.id = jobs.key_id) AS key_settings,
+          (SELECT revoked_at IS NOT NULL FROM api_keys WHERE api_keys.id = jobs.key_id) AS key_revoked;
 
 -- name: register_attempt
 -- A synchronous job delivered again (its worker died or stalled) takes the lease for this attempt:
