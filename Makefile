@@ -6,7 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test install services lint unit integration e2e bench schema clean
+.PHONY: up test test-pgbouncer install services lint unit integration e2e bench schema clean
+
+# The queue, budget, rate-limit and exactly-once suites again, with the gateway's and workers'
+# pools going through PgBouncer in transaction pooling mode (started by the tests).
+PGBOUNCER_TESTS := $(addprefix tests/integration/,test_through_pgbouncer.py test_budgets.py \
+	test_budget_leases.py test_rate_limits.py test_queue_enqueue.py test_queue_notify.py \
+	test_queue_processes.py test_queue_worker.py test_sync_dispatch.py test_batches.py test_api_keys.py \
+	test_exactly_once.py test_key_directory.py test_dispatch_idempotency.py test_usage.py)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -26,6 +33,11 @@ up: services
 
 test: services lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory test-pgbouncer
+
+test-pgbouncer: services
+	$(BIN)/ainfera-dispatch services --tool pgbouncer
+	AINFERA_TEST_PGBOUNCER=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PGBOUNCER_TESTS)
 
 lint: install
 	$(BIN)/ruff check shared gateway worker tests bench

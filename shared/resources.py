@@ -19,7 +19,7 @@ from shared.auth.directory import TenantDirectory
 from shared.catalog.cache import CatalogCache
 from shared.db.group_commit import GroupCommit
 from shared.db.notifications import CATALOG_CHANNEL, TENANTS_CHANNEL, NotificationListener
-from shared.db.pool import create_pool
+from shared.db.pool import open_pool
 from shared.db.types import Pool
 from shared.logging import get_logger
 from shared.providers.call import withheld_credentials
@@ -65,7 +65,7 @@ async def open_resources(
     signer = load_signer(settings.signing_key.get_secret_value() if settings.signing_key else None,
                          settings.signing_key_file, settings.retired_key_files)
     async with contextlib.AsyncExitStack() as stack:
-        db = await create_pool(settings.database_url, min_size=2, max_size=db_pool_size)
+        db = await open_pool(settings, min_size=2, max_size=db_pool_size)
         stack.push_async_callback(db.close)
         redis = Redis.from_url(settings.redis_url)
         stack.push_async_callback(redis.aclose)
@@ -81,7 +81,7 @@ async def open_resources(
                 await tenants.on_notice(channel)
 
         # Listen first, then load: a change made in between is then never missed.
-        listener = NotificationListener(settings.database_url, (CATALOG_CHANNEL, TENANTS_CHANNEL), on_notice)
+        listener = NotificationListener(settings.session_database_url, (CATALOG_CHANNEL, TENANTS_CHANNEL), on_notice)
         await listener.start()
         stack.push_async_callback(listener.stop)
         with contextlib.suppress(TimeoutError):

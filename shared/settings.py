@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AINFERA_", extra="ignore", frozen=True)
 
     # --- where things are ----------------------------------------------------------------
+    # Where the pools connect: Postgres itself, or a pooler in front of it. With PgBouncer in
+    # transaction pooling mode set `database_pooler=pgbouncer` (no named prepared statements) and
+    # point `database_direct_url` at Postgres itself, for what needs a session of its own
+    # (LISTEN for cache invalidation, migrations' session lock, admin commands).
     database_url: str = "postgresql://postgres@127.0.0.1:5432/ainfera"
+    database_direct_url: str | None = None  # unset: database_url
+    database_pooler: Literal["none", "pgbouncer"] = "none"
     redis_url: str = "redis://127.0.0.1:6379/0"
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
@@ -153,6 +159,11 @@ class Settings(BaseSettings):
     @property
     def retired_key_files(self) -> list[str]:
         return [f.strip() for f in self.retired_signing_key_files.split(",") if f.strip()]
+
+    @property
+    def session_database_url(self) -> str:
+        """Postgres itself, for connections that keep a session (see `database_direct_url`)."""
+        return self.database_direct_url or self.database_url
 
     @property
     def gateway_url(self) -> str:

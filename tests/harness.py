@@ -100,7 +100,7 @@ def make_settings(database_url: str, redis_db: int, **overrides: Any) -> Setting
 
 async def new_tenant(settings: Settings, name: str = "acme", policy: dict[str, Any] | None = None) -> tuple[str, str]:
     """(tenant id, API key) for a fresh tenant."""
-    conn = await connect(settings.database_url)
+    conn = await connect(settings.session_database_url)
     try:
         key = new_api_key()
         tenant = await create_tenant(conn, name, policy)
@@ -135,7 +135,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient
 
 async def fetch_rows(settings: Settings, query: str, *args: Any) -> list[asyncpg.Record]:
     """Rows of one query on the test's database, on a connection of its own."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         return rows
@@ -147,7 +147,7 @@ async def seeded_catalog(settings: Settings) -> Any:
     """The catalog as the test's database holds it (seeded, plus any change the test made)."""
     from shared.db.catalog import load_catalog
 
-    conn = await connect(settings.database_url)
+    conn = await connect(settings.session_database_url)
     try:
         return await load_catalog(conn)
     finally:

@@ -28,9 +28,9 @@ def _tenant_id(value: str) -> UUID:
 
 @asynccontextmanager
 async def _connection(settings: Settings) -> AsyncIterator[Connection]:
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
 
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         yield conn
     finally:

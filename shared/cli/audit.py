@@ -10,7 +10,7 @@ from uuid import UUID
 
 from shared.audit.remote import verify_remote
 from shared.audit.verify import verify_tenant_chain
-from shared.db.pool import create_pool
+from shared.db.pool import open_pool
 from shared.settings import Settings
 
 
@@ -19,7 +19,7 @@ async def verify_local(settings: Settings, tenant: str) -> int:
         tenant_id = UUID(tenant)
     except ValueError:
         raise SystemExit(f"error: --tenant must be a tenant id (UUID), got {tenant!r}") from None
-    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    pool = await open_pool(settings, min_size=1, max_size=2)
     try:
         report = await verify_tenant_chain(pool, tenant_id)
     finally:

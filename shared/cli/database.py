@@ -27,9 +27,9 @@ def _refusals_exit() -> Iterator[None]:
 async def migrate_database(settings: Settings) -> None:
     from shared.db.migrate import ensure_database, migrate
 
-    if await ensure_database(settings.database_url):
+    if await ensure_database(settings.session_database_url):
         print("created database", file=sys.stderr)
-    done = await migrate(settings.database_url)
+    done = await migrate(settings.session_database_url)
     print(f"applied {len(done)} migration(s)" + (": " + ", ".join(f"{m.version:04d}_{m.name}" for m in done)
                                                  if done else ""), file=sys.stderr)
 
@@ -37,14 +37,14 @@ async def migrate_database(settings: Settings) -> None:
 async def write_schema(settings: Settings) -> str:
     from shared.db.schema_dump import write_schema_file
 
-    return await write_schema_file(settings.database_url)
+    return await write_schema_file(settings.session_database_url)
 
 
 async def seed(settings: Settings) -> None:
     from shared.catalog.seed import seed_catalog
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
 
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         providers, models = await seed_catalog(conn)
     finally:
@@ -54,13 +54,13 @@ async def seed(settings: Settings) -> None:
 
 async def tenant_create(settings: Settings, name: str) -> dict[str, Any]:
     from shared.auth.keys import hash_key, new_api_key, shown_prefix
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
     from shared.db.tenants import create_api_key, create_tenant
     from shared.storable import check_storable
 
     with _refusals_exit():
         check_storable(name, param="--name")
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         key = new_api_key()
         async with conn.transaction():
@@ -73,7 +73,7 @@ async def tenant_create(settings: Settings, name: str) -> dict[str, Any]:
 
 async def set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[str, Any]:
     from shared.db.catalog import load_catalog
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
     from shared.db.tenants import set_spend_policy
     from shared.routing.policy import validate_policy
     from shared.storable import check_storable
@@ -88,7 +88,7 @@ async def set_policy(settings: Settings, tenant: str, policy_text: str) -> dict[
         raise SystemExit(f"error: --policy is not valid JSON: {e}") from None
     with _refusals_exit():
         check_storable(document, param="--policy")
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         with _refusals_exit():
             policy = validate_policy(document, await load_catalog(conn))

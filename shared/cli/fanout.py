@@ -15,7 +15,7 @@ import time
 from redis.asyncio import Redis
 
 from shared.db.fanout import get_run, latest_runs, run_probes
-from shared.db.pool import create_pool
+from shared.db.pool import open_pool
 from shared.db.types import Pool
 from shared.errors import AinferaError
 from shared.fanout.report import render_text, summarise
@@ -26,7 +26,7 @@ TERMINAL = "completed"
 
 
 async def run_fanout(settings: Settings, provider: str | None, wait: bool, timeout_s: float = 1800) -> int:
-    db = await create_pool(settings.database_url, min_size=1, max_size=2)
+    db = await open_pool(settings, min_size=1, max_size=2)
     redis = Redis.from_url(settings.redis_url)
     try:
         return await _run_and_follow(db, redis, provider, wait, timeout_s)
@@ -68,9 +68,9 @@ async def _run_and_follow(db: Pool, redis: Redis, provider: str | None, wait: bo
 
 
 async def report(settings: Settings, run_id: str | None) -> int:
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
 
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         if run_id is None:
             latest = await latest_runs(conn, 1)

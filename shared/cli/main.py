@@ -69,10 +69,12 @@ def _sim(settings: Settings, args: argparse.Namespace) -> None:
     run(settings)
 
 
-def _services(settings: Settings) -> None:
-    from shared.cli.services import ensure_services
+def _services(settings: Settings, args: argparse.Namespace) -> None:
+    from shared.cli.services import ensure_services, ensure_tool
 
-    raise SystemExit(1 if ensure_services(settings.database_url, settings.redis_url) else 0)
+    problems = ensure_services(settings.session_database_url, settings.redis_url)
+    problems += sum(not ensure_tool(tool) for tool in args.tool or [])
+    raise SystemExit(1 if problems else 0)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> None:
@@ -200,7 +202,9 @@ def _add_key_create_arguments(kcr: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ainfera-dispatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("services", help="make sure Postgres and Redis answer (start or install local ones)")
+    services = sub.add_parser("services", help="make sure Postgres and Redis answer (start or install local ones)")
+    services.add_argument("--tool", action="append", choices=["pgbouncer"],
+                          help="also make sure this program is installed (from the distribution's packages)")
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
     sub.add_parser("seed-catalog", help="upsert the researched catalog (17 providers, 130 models)")
     sub.add_parser("schema", help="rewrite migrations/schema.sql from a scratch database the migrations build")
@@ -275,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = Settings()
     handlers: dict[str, Callable[[], Any]] = {
-        "services": lambda: _services(settings),
+        "services": lambda: _services(settings, args),
         "migrate": lambda: _run(database.migrate_database(settings)),
         "seed-catalog": lambda: _run(database.seed(settings)),
         "schema": lambda: print(_run(database.write_schema(settings))),

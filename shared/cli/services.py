@@ -87,3 +87,10 @@ def ensure_services(database_url: str, redis_url: str) -> int:
     if not problems:
         print(f"postgres {pg_host}:{pg_port} and redis {rd_host}:{rd_port} are reachable", file=sys.stderr)
     return problems
+
+
+def ensure_tool(program: str) -> bool:
+    """`program` is on this machine (installed from the distribution's package of that name when not)."""
+    if shutil.which(program) or os.path.exists(f"/usr/sbin/{program}"):
+        return True
+    return _apt_install(program)

@@ -19,7 +19,7 @@ _COUNTS = ("requests", "succeeded", "failed", "cancelled", "input_tokens", "outp
 
 
 async def report(settings: Settings, tenant: str, group_by: str | None, start: str | None, end: str | None) -> int:
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
 
     try:
         tenant_id = UUID(tenant)
@@ -29,7 +29,7 @@ async def report(settings: Settings, tenant: str, group_by: str | None, start: s
         query = UsageQuery.parse(group_by, start, end, now=datetime.now(UTC))
     except InvalidRequest as e:
         raise SystemExit(f"error: --{(e.param or 'group_by').replace('_', '-')}: {e.message}") from None
-    conn = await connect(settings.database_url)
+    conn = await connect_session(settings)
     try:
         if await get_tenant(conn, tenant_id) is None:
             raise SystemExit(f"error: no tenant {tenant}")

@@ -37,12 +37,12 @@ async def _prepare(settings: Settings) -> dict[str, str]:
     from shared.auth.keys import hash_key, new_api_key, shown_prefix
     from shared.catalog.seed import seed_catalog
     from shared.db.migrate import ensure_database, migrate
-    from shared.db.pool import connect
+    from shared.db.pool import connect_session
     from shared.db.tenants import create_api_key, create_tenant, tenant_by_name
 
-    await ensure_database(settings.database_url)
-    await migrate(settings.database_url)
-    conn = await connect(settings.database_url)
+    await ensure_database(settings.session_database_url)
+    await migrate(settings.session_database_url)
+    conn = await connect_session(settings)
     try:
         await seed_catalog(conn)
         async with conn.transaction():

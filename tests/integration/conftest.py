@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ from tests.harness import (
 )
 from tests.integration.queue_jobs import fresh_pool
 from tests.integration.simulator_server import running_simulator
+from tests.pgbouncer import running_pgbouncer, through
 
 REDIS_DB = 9
 
@@ -66,8 +68,25 @@ async def sim(sim_url: str) -> AsyncIterator[httpx.AsyncClient]:
         await client.delete("/_sim/faults")
 
 
+# The suite's PgBouncer leg (`make test-pgbouncer`): the gateway's and workers' pools connect
+# through PgBouncer in transaction mode; sessions (LISTEN, the tests' own reads) go direct.
+PGBOUNCER = os.environ.get("AINFERA_TEST_PGBOUNCER") == "1"
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_port() -> Iterator[int | None]:
+    if not PGBOUNCER:
+        yield None
+        return
+    with running_pgbouncer(dsn_for("postgres")) as port:
+        yield port
+
+
 @pytest.fixture
-def settings(database_url: str, redis_flushed: Redis, sim_url: str) -> Settings:
+def settings(database_url: str, redis_flushed: Redis, sim_url: str, pgbouncer_port: int | None) -> Settings:
+    if pgbouncer_port is not None:
+        return make_settings(through(database_url, pgbouncer_port), REDIS_DB, upstream_override=sim_url,
+                             database_direct_url=database_url, database_pooler="pgbouncer")
     return make_settings(database_url, REDIS_DB, upstream_override=sim_url)
 
 

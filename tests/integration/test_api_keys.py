@@ -295,7 +295,7 @@ async def test_a_process_that_missed_the_notice_drops_a_revoked_key_within_a_sec
 
 
 def cli(settings: Settings, *args: str, command: str = "keys") -> subprocess.CompletedProcess[str]:
-    env = {"AINFERA_DATABASE_URL": settings.database_url, "AINFERA_REDIS_URL": settings.redis_url,
+    env = {"AINFERA_DATABASE_URL": settings.session_database_url, "AINFERA_REDIS_URL": settings.redis_url,
            "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "shared.cli.main", command, *args], env=env, capture_output=True,
                           text=True, check=False)
@@ -326,7 +326,7 @@ async def test_cli_creates_lists_and_revokes_keys(settings: Settings, redis_flus
     unreachable = subprocess.run(
         [sys.executable, "-m", "shared.cli.main", "keys", "revoke", "--tenant", tenant_id,
          json.loads(older.stdout)["id"]], capture_output=True, text=True, check=False,
-        env={"AINFERA_DATABASE_URL": settings.database_url, "AINFERA_REDIS_URL": "redis://127.0.0.1:1/0",
+        env={"AINFERA_DATABASE_URL": settings.session_database_url, "AINFERA_REDIS_URL": "redis://127.0.0.1:1/0",
              "PATH": "/usr/bin:/bin"})
     assert unreachable.returncode == 0 and "warning: could not reach Redis" in unreachable.stderr
     assert json.loads(unreachable.stdout)["status"] == "revoked"
@@ -395,7 +395,7 @@ async def test_a_batch_line_answers_to_its_key_as_the_key_is_when_the_line_runs(
                 "budget": {"r1": "budget_exceeded", "r2": "budget_exceeded"}}[change]
     assert outcomes == expected
     assert batch["request_counts"]["failed"] == sum(v != "ok" for v in expected.values())
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         keys = {r["key_id"] for r in await conn.fetch("SELECT key_id FROM jobs WHERE batch_id = $1", batch_id)}
     finally:

@@ -38,7 +38,7 @@ async def calls(client, auth, n: int, model: str = "gpt-oss-20b@groq") -> list[d
 
 async def tamper(settings: Settings, sql: str, *args) -> None:
     """What someone with database superuser rights could do: switch the triggers off and edit."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         async with conn.transaction():
             await conn.execute("SET LOCAL session_replication_role = replica")

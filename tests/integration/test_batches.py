@@ -82,7 +82,7 @@ async def test_a_batch_runs_every_line_and_reports_results(system, settings):
     assert files["purpose"] == "batch_output" and files["bytes"] == sum(
         len(x) for x in (await client.get(f"/v1/files/{b['output_file_id']}/content", headers=auth)).content
         .splitlines(keepends=True))
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         receipts = await conn.fetch("SELECT r.job_id, r.status FROM receipts r JOIN jobs j ON j.id = r.job_id "
                                     "WHERE j.batch_id = $1", b["id"])
@@ -281,7 +281,7 @@ async def test_cancel_keeps_finished_lines_and_reports_the_rest(throttled):
     every_custom_id_once(out, err, ids)
     assert {e["error"]["code"] for e in err} == {"batch_cancelled"}
     assert 5 <= len(out) < 300
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         receipts = await conn.fetchval("SELECT count(*) FROM receipts r JOIN jobs j ON j.id = r.job_id "
                                        "WHERE j.batch_id = $1", b["id"])
@@ -295,7 +295,7 @@ async def test_an_expired_batch_keeps_finished_lines_and_reports_the_rest_as_exp
     ids = [f"e{i}" for i in range(300)]
     f = (await upload(client, auth, jsonl(*[line(c, text="slow [sim:latency=200]") for c in ids]))).json()
     b = await batch_with_some_lines_done(client, auth, f["id"], 5)
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         await conn.execute("UPDATE batches SET expires_at = now() WHERE id = $1", b["id"])  # 24 h pass
     finally:
@@ -312,7 +312,7 @@ async def test_an_expired_batch_keeps_finished_lines_and_reports_the_rest_as_exp
 
 
 async def count(settings: Settings, sql: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return int(await conn.fetchval(sql))
     finally:

@@ -62,7 +62,7 @@ async def granted(leases: BudgetLeases, scope: LeaseScope) -> None:
 async def budgeted(settings: Settings):
     tenant_id, _ = await new_tenant(settings, policy={"daily_budget_usd": float(LIMIT)})
     budgets = Budgets.of(Limits(daily_budget_usd=float(LIMIT)), None)
-    db = await create_pool(settings.database_url, min_size=1, max_size=8)
+    db = await create_pool(settings.database_url, min_size=1, max_size=8, pooler=settings.database_pooler)
     try:
         yield UUID(tenant_id), budgets, db
     finally:

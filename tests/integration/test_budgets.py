@@ -166,7 +166,7 @@ async def test_the_reconciler_releases_a_reservation_whose_job_ended_without_a_r
     from shared.spend.budgets import Budget, Budgets, release_stale, reserve
 
     tenant_id, _ = await new_tenant(settings)
-    conn = await connect(settings.database_url)
+    conn = await connect(settings.session_database_url)
     try:
         budgets = Budgets(None, None, (Budget("tenant", "day", 1.0),))
         now = await conn.fetchval("SELECT now()")
@@ -209,7 +209,7 @@ async def test_a_keys_budget_tightens_the_tenants(system, settings):
     client, auth, tenant_id = system
     await set_policy(client, tenant_id, {"daily_budget_usd": 100.0})
     worst = await worst_case(settings, chat())
-    conn = await connect(settings.database_url)
+    conn = await connect(settings.session_database_url)
     try:
         await conn.execute("UPDATE api_keys SET settings = $2 WHERE tenant_id = $1",
                            UUID(tenant_id), {"daily_budget_usd": worst * 0.9})

@@ -97,7 +97,7 @@ async def test_a_tenants_cached_claude_prompt_is_billed_at_the_cached_price(syst
     keys = public_keys((await client.get("/.well-known/jwks.json")).json())
     assert verify(second, keys) is None
     assert verify({**second, "usage": {**usage, "cached_input_tokens": 0}}, keys) == "signature does not match"
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         event = await conn.fetchrow("SELECT payload FROM audit_events WHERE job_id = $1", answer["ainfera"]["job_id"])
         row = await conn.fetchrow("SELECT cached_input_tokens, cache_write_tokens FROM receipts WHERE id = $1",

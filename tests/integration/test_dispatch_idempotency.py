@@ -52,7 +52,7 @@ async def test_a_second_run_of_a_finished_job_replays_without_writing(settings, 
         second = await run_dispatch(res, j, attempt=2)
     assert not first.replayed and second.replayed
     assert second.body == first.body
-    assert await counts(settings.database_url) == (1, 1, 1)
+    assert await counts(settings.session_database_url) == (1, 1, 1)
     # job_try > 1 looks first, so the provider was not called again
     assert (await sim.get("/_sim/stats")).json()["total"] == 1
 
@@ -65,14 +65,14 @@ async def test_concurrent_runs_of_one_job_write_once(settings, sim):
     receipts = {o.body["ainfera"]["receipt_id"] for o in outcomes}
     assert len(receipts) == 1, "every caller sees the one receipt that was written"
     assert sum(not o.replayed for o in outcomes) == 1
-    assert await counts(settings.database_url) == (1, 1, 1)
+    assert await counts(settings.session_database_url) == (1, 1, 1)
 
 
 async def test_concurrent_jobs_of_one_tenant_never_fork_the_chain(settings, sim):
     tenant_id, _ = await new_tenant(settings)
     async with open_resources(settings) as res:
         await asyncio.gather(*(run_dispatch(res, job(tenant_id, text=f"n{i}")) for i in range(40)))
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         events = await conn.fetch(
             "SELECT seq, payload, previous_hash, event_hash FROM audit_events WHERE tenant_id = $1 ORDER BY seq",
@@ -90,7 +90,7 @@ async def test_audit_rows_cannot_be_changed_or_removed(settings, sim):
     tenant_id, _ = await new_tenant(settings)
     async with open_resources(settings) as res:
         await run_dispatch(res, job(tenant_id))
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         for sql in ("UPDATE audit_events SET event_type = 'x'", "DELETE FROM audit_events",
                     "TRUNCATE audit_events CASCADE"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import orjson
@@ -25,6 +26,7 @@ from tests.harness import fetch_rows, new_tenant, running_gateway, running_worke
 from tests.integration.flaky_tcp import flaky_proxy
 from tests.integration.test_batches import content, jsonl, line, upload, wait_for_batch
 from tests.integration.trail import assert_trail, fetch
+from tests.pgbouncer import through
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +73,7 @@ async def store_raw_job(settings: Settings, tenant_id: str, request: dict) -> st
 
 
 async def job_row(settings: Settings, jid: str):
-    rows = await fetch(settings.database_url, "SELECT * FROM jobs WHERE id = $1", jid)
+    rows = await fetch(settings.session_database_url, "SELECT * FROM jobs WHERE id = $1", jid)
     return rows[0] if rows else None
 
 
@@ -87,7 +89,7 @@ async def test_a_line_postgres_cannot_read_fails_alone_and_every_tenants_batch_i
         fa = (await upload(client, a, jsonl(*(line(f"a-{i}", text=f"poison-me {i}") for i in range(3))))).json()
         fb = (await upload(client, b, jsonl(*(line(f"b-{i}", text=f"fine {i}") for i in range(3))))).json()
         # What an upload accepted before NUL was refused at the edge: the escape is valid text, not jsonb.
-        await fetch(settings.database_url, "UPDATE file_lines SET raw = replace(raw, 'poison-me 1', "
+        await fetch(settings.session_database_url, "UPDATE file_lines SET raw = replace(raw, 'poison-me 1', "
                                            "'poison\\u0000me 1') WHERE file_id = $1", fa["id"])
         spec = {"endpoint": "/v1/chat/completions", "completion_window": "24h"}
         ba = (await client.post("/v1/batches", headers=a, json={"input_file_id": fa["id"], **spec})).json()
@@ -102,8 +104,8 @@ async def test_a_line_postgres_cannot_read_fails_alone_and_every_tenants_batch_i
         assert errors[0]["response"]["body"]["error"]["code"] == "unreadable_request"
         answered = [o["custom_id"] for o in await content(client, a, done_a["output_file_id"])]
         assert sorted([*answered, "a-1"]) == ["a-0", "a-1", "a-2"]  # every custom_id answered exactly once
-    await assert_trail(settings.database_url, poisoned_tenant, jobs=3)
-    await assert_trail(settings.database_url, other_tenant, jobs=3)
+    await assert_trail(settings.session_database_url, poisoned_tenant, jobs=3)
+    await assert_trail(settings.session_database_url, other_tenant, jobs=3)
     assert await upstream_calls(sim) == 5
 
 
@@ -121,9 +123,9 @@ async def test_a_stored_job_whose_request_no_longer_validates_ends_failed_once(s
         row = await until(lambda: _finished(settings, jid))
     assert row["status"] == "failed" and row["http_status"] == 400
     assert orjson.loads(row["response"])["error"]["code"] == "unreadable_request"
-    rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
+    rows = await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert rows[0]["attempt"] == 1  # ran once: never re-enqueued
-    events = await fetch(settings.database_url, "SELECT event_type FROM audit_events WHERE job_id = $1", jid)
+    events = await fetch(settings.session_database_url, "SELECT event_type FROM audit_events WHERE job_id = $1", jid)
     assert [e["event_type"] for e in events] == ["inference.failed"]
     assert await upstream_calls(sim) == 0
 
@@ -142,7 +144,7 @@ async def test_a_bug_in_our_code_ends_a_job_as_a_clean_500_with_one_receipt(sett
     assert outcome is not None and outcome.http_status == 500
     assert outcome.body["error"] == {"message": "The server had an error while processing your request.",
                                      "type": "server_error", "code": "internal_error", "param": None}
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert await upstream_calls(sim) == 0
 
 
@@ -163,7 +165,7 @@ async def test_a_job_attempted_too_often_fails_for_good_without_calling_the_prov
         row = await until(lambda: _finished(settings, jid2))
     assert row["status"] == "failed" and orjson.loads(row["response"])["error"]["code"] == "internal_error"
     assert "attempted" in orjson.loads(row["response"])["error"]["message"]
-    await assert_trail(settings.database_url, tenant_id, jobs=2)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=2)
     assert await upstream_calls(sim) == 1  # the first job only
 
 
@@ -192,7 +194,7 @@ async def test_a_sync_timeout_keeps_the_key_bound_to_the_job_that_still_runs(set
 
         final = await until(replayed)
         assert final.headers["idempotent-replayed"] == "true"
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert await upstream_calls(sim) == 1
 
 
@@ -207,7 +209,7 @@ async def test_a_key_whose_lock_expires_while_its_job_runs_never_starts_a_second
         second = await client.post("/v1/chat/completions", json=body, headers=headers)
         assert second.status_code == 409
         assert (await first).status_code == 200
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert await upstream_calls(sim) == 1
 
 
@@ -231,7 +233,7 @@ async def test_an_async_job_stored_when_the_queue_fails_is_accepted_and_runs_onc
         assert (await job_row(settings, first.json()["id"]))["status"] == "queued"
         async with running_worker(settings):  # its supervisor tick finds the job without a queue entry
             await until(lambda: _finished(settings, first.json()["id"]))
-    await assert_trail(settings.database_url, tenant_id, jobs=1)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert await upstream_calls(sim) == 1
 
 
@@ -253,7 +255,7 @@ async def test_a_batch_committed_before_a_failure_is_replayed_not_created_again(
         monkeypatch.undo()
         again = await client.post("/v1/batches", json=spec, headers=headers)
         assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
-    batches = await fetch(settings.database_url, "SELECT id FROM batches WHERE tenant_id = $1", UUID(tenant_id))
+    batches = await fetch(settings.session_database_url, "SELECT id FROM batches WHERE tenant_id = $1", UUID(tenant_id))
     assert [r["id"] for r in batches] == [again.json()["id"]]
 
 
@@ -286,7 +288,7 @@ async def test_an_answer_carrying_a_nul_is_stored_and_returned_byte_for_byte(set
         b = await wait_for_batch(client, auth, created["id"])
         out = await content(client, auth, b["output_file_id"])
         assert "\x00" in out[0]["response"]["body"]["choices"][0]["message"]["content"]
-    await assert_trail(settings.database_url, tenant_id, jobs=3)
+    await assert_trail(settings.session_database_url, tenant_id, jobs=3)
     assert await upstream_calls(sim) == 3
 
 
@@ -294,7 +296,8 @@ async def test_an_answer_carrying_a_nul_is_stored_and_returned_byte_for_byte(set
 
 
 def _via(settings: Settings, port: int) -> Settings:
-    return settings.model_copy(update={"database_url": settings.database_url.replace(":5432/", f":{port}/")})
+    """The worker's pool through the flaky proxy (in front of Postgres, or of PgBouncer in that leg)."""
+    return settings.model_copy(update={"database_url": through(settings.database_url, port)})
 
 
 async def _through_a_database_outage(settings: Settings, *, outage_s: float, commit_retry_s: float,
@@ -302,7 +305,7 @@ async def _through_a_database_outage(settings: Settings, *, outage_s: float, com
     """A sync call whose answer arrives while the worker is cut off Postgres for `outage_s`
     (with `policy`, after a first call, so that it holds its worst case from the worker's lease)."""
     tenant_id, key = await new_tenant(settings, policy=policy)
-    async with flaky_proxy("127.0.0.1", 5432) as proxy:
+    async with flaky_proxy("127.0.0.1", urlsplit(settings.database_url).port or 5432) as proxy:
         worker_settings = _via(settings, proxy.port).model_copy(update={"commit_retry_s": commit_retry_s})
         async with running_worker(worker_settings), running_gateway(settings) as client:
             if policy:
@@ -318,7 +321,7 @@ async def _through_a_database_outage(settings: Settings, *, outage_s: float, com
             proxy.restore()
             r = await call
     assert r.status_code == 200, r.text
-    rows = await assert_trail(settings.database_url, tenant_id, jobs=2 if policy else 1)
+    rows = await assert_trail(settings.session_database_url, tenant_id, jobs=2 if policy else 1)
     return int(rows[-1]["attempt"])  # the attempt that committed
 
 
@@ -363,7 +366,7 @@ async def test_a_stalled_attempt_cannot_replace_a_later_attempts_answer_with_a_f
         first, second = await a, await b
     assert first is None  # the stale attempt wrote nothing and answered no one
     assert second is not None and second.http_status == 200
-    rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
+    rows = await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert rows[0]["status"] == "succeeded"
 
 
@@ -379,5 +382,5 @@ async def test_a_stalled_attempts_paid_answer_is_kept_when_it_arrives_first(sett
         first, second = await a, await b
     assert first is not None and second is not None
     assert second.replayed and second.body == first.body  # one answer, one receipt, both callers see it
-    rows = await assert_trail(settings.database_url, tenant_id, jobs=1)
+    rows = await assert_trail(settings.session_database_url, tenant_id, jobs=1)
     assert rows[0]["status"] == "succeeded"

@@ -23,7 +23,7 @@ PROBE_ONLY = (QueueName.PROBE, QueueName.CONTROL)
 
 
 async def sql(settings: Settings, query: str, *args):
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return await conn.fetch(query, *args)
     finally:

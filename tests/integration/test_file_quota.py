@@ -38,7 +38,7 @@ async def upload(client, auth, content: bytes):
 
 async def stored(settings: Settings, tenant_id: str) -> list[tuple[str, int]]:
     """(status, bytes) of every file row the tenant has, whatever its state."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         rows = await conn.fetch("SELECT status, bytes FROM files WHERE tenant_id = $1 ORDER BY created_at",
                                 UUID(tenant_id))

@@ -48,7 +48,7 @@ def refused(r, param: str | None, status: int = 400) -> dict:
 
 
 async def count(settings: Settings, table: str) -> int:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
     finally:

@@ -28,7 +28,7 @@ def chat(text: str = "Say hello.", **extra: Any) -> dict[str, Any]:
 
 
 async def execute(settings: Settings, query: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return await conn.fetch(query, *args)
     finally:

@@ -115,7 +115,7 @@ async def test_conflicting_hints_name_the_step_that_emptied_the_candidates(syste
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "no_eligible_model" and "budget step" in err["message"]
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         receipt = await conn.fetchrow("SELECT status, cost_usd, error_code FROM receipts")
     finally:
@@ -183,7 +183,7 @@ async def test_fallback_serves_the_next_candidate_and_the_audit_says_so(system, 
     assert out["model"] == second and upstream["stack"] == "china"
     assert out["ainfera"]["fallbacks"][0]["slug"] == first
     assert out["ainfera"]["fallbacks"][0]["error"]["code"] == "upstream_server_error"
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         event = await conn.fetchrow("SELECT payload FROM audit_events WHERE job_id = $1", out["ainfera"]["job_id"])
         receipt = await conn.fetchrow("SELECT model_slug, attempts, routing FROM receipts")
@@ -228,7 +228,7 @@ async def _catalog(settings: Settings):
     from shared.db.catalog import load_catalog
     from shared.db.pool import connect
 
-    conn = await connect(settings.database_url)
+    conn = await connect(settings.session_database_url)
     try:
         return await load_catalog(conn)
     finally:
@@ -281,7 +281,7 @@ async def test_the_router_estimates_with_the_learned_ratio(settings, sim):
 
 async def test_cli_set_policy(settings):
     tenant_id, _ = await new_tenant(settings)
-    env = {"AINFERA_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    env = {"AINFERA_DATABASE_URL": settings.session_database_url, "PATH": "/usr/bin:/bin"}
     base = [sys.executable, "-m", "shared.cli.main", "tenant", "set-policy", "--tenant", tenant_id, "--policy"]
     ok = subprocess.run([*base, '{"banned_providers": ["deepseek"], "max_cost_per_call_usd": 0.05}'],
                         env=env, capture_output=True, text=True, check=False)

@@ -21,7 +21,7 @@ def chat(model: str, text: str = "Say hello in five words.", **extra) -> dict:
 
 
 async def rows(settings: Settings, query: str, *args) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return await conn.fetch(query, *args)
     finally:

@@ -26,7 +26,7 @@ def chat(model: str, text: str = "Say hello in five words.") -> dict:
 
 
 async def receipts_of(settings: Settings, tenant_id: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         return await conn.fetch("SELECT * FROM receipts WHERE tenant_id = $1", tenant_id)
     finally:
@@ -56,7 +56,7 @@ async def spent(settings: Settings, sim: httpx.AsyncClient):
 
 async def test_usage_by_key_names_the_key_that_submitted_each_call(spent, settings):
     client, auth_a, _, a, _ = spent
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await asyncpg.connect(settings.session_database_url)
     try:
         [key_id] = [r["id"] for r in await conn.fetch("SELECT id FROM api_keys WHERE tenant_id = $1", UUID(a))]
     finally:
@@ -149,7 +149,7 @@ async def test_usage_needs_a_key(settings):
 async def test_cli_spend_report_prints_the_same_totals(spent, settings):
     client, auth_a, _, a, _ = spent
     api = {g["model"]: g for g in (await client.get("/v1/usage?group_by=model", headers=auth_a)).json()["data"]}
-    env = {"AINFERA_DATABASE_URL": settings.database_url, "PATH": "/usr/bin:/bin"}
+    env = {"AINFERA_DATABASE_URL": settings.session_database_url, "PATH": "/usr/bin:/bin"}
     base = [sys.executable, "-m", "shared.cli.main", "spend", "report", "--tenant", a]
     out = subprocess.run([*base, "--group-by", "model"], env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
