@@ -27,6 +27,7 @@ from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 from shared.signing import Signer, load_signer
+from shared.tracing import TRACING_OFF, Tracing
 
 log = get_logger(__name__)
 
@@ -47,6 +48,7 @@ class Resources:
     signer: Signer
     group_commit: GroupCommit
     clock: Callable[[], datetime] = utc_now
+    tracing: Tracing = TRACING_OFF
 
 
 @contextlib.asynccontextmanager
@@ -99,5 +101,5 @@ async def open_resources(
         stack.push_async_callback(group_commit.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, group_commit=group_commit, clock=clock,
+            signer=signer, group_commit=group_commit, clock=clock, tracing=Tracing.from_settings(settings),
         )
