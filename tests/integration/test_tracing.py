@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from shared.logging import event_processors
 from shared.settings import Settings
-from tests.harness import make_settings, new_tenant, running_gateway, running_worker
+from tests.harness import make_settings, new_tenant, running_gateway, running_worker, seeded_catalog
 from tests.integration.conftest import REDIS_DB
 from tests.integration.spans import (
     TRACED,
@@ -160,6 +160,30 @@ async def test_a_failed_upstream_call_marks_its_spans_with_the_error_code_only(t
     assert job.status.status_code == StatusCode.ERROR and job.attributes["error.type"] == code
     assert not upstream.events  # no exception event, so no message that could quote the prompt
     assert "pelican" not in attribute_text(spans.values())
+
+
+async def test_a_fallback_is_one_upstream_span_per_provider_tried(traced, traced_settings, sim):
+    client, auth, exporter, _ = traced
+    body = {"model": "ainfera-auto", "messages": [{"role": "user", "content": PROMPT}],
+            "routing_hint": {"stack": "china"}}
+    plan = (await client.post("/v1/routing/explain", json=body, headers=auth)).json()
+    first, second = plan["model"], plan["fallbacks"][0]
+    catalog = await seeded_catalog(traced_settings)
+    up_first, up_second = catalog.models[first].upstream_model, catalog.models[second].upstream_model
+    await sim.post("/_sim/faults", json={"model": up_first, "fault": "fail=500"})
+    r = await client.post("/v1/chat/completions", json=body, headers={**auth, "traceparent": CALLER_TRACEPARENT})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == second
+    spans = await whole_trace(exporter, CALLER_TRACE, ("process interactive", "route", f"chat {up_first}",
+                                                       f"chat {up_second}", "commit"))
+    failed_call, answered = spans[f"chat {up_first}"], spans[f"chat {up_second}"]
+    job = spans["process interactive"]
+    assert parent_id(failed_call) == parent_id(answered) == span_id(job)
+    assert failed_call.status.status_code == StatusCode.ERROR and failed_call.end_time <= answered.start_time
+    assert failed_call.attributes["error.type"] == r.json()["ainfera"]["fallbacks"][0]["error"]["code"]
+    assert failed_call.attributes["ainfera.model"] == first and answered.attributes["ainfera.model"] == second
+    assert answered.status.status_code != StatusCode.ERROR and job.status.status_code != StatusCode.ERROR
+    assert spans["route"].attributes["ainfera.auto"] is True and spans["route"].attributes["ainfera.model"] == first
 
 
 async def test_tracing_off_records_nothing(settings: Settings, sim):
