@@ -96,6 +96,10 @@ async def test_without_a_callers_traceparent_the_gateway_span_is_the_root(traced
                                                                "process interactive", *DISPATCH_SPANS))
     assert spans["POST /v1/chat/completions"].parent is None
     assert len(spans) == 6  # nothing else joined this trace
+    for probe in ("/healthz", "/readyz"):  # probes are not traced; a traced request's span ends with its answer
+        assert (await client.get(probe)).status_code == 200
+    assert (await client.get("/v1/models", headers=auth)).status_code == 200
+    assert [s.name for s in exporter.get_finished_spans() if s.name.startswith("GET")] == ["GET /v1/models"]
 
 
 async def test_a_streamed_call_is_one_trace(traced):
