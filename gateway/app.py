@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from gateway.deps import GatewayState
 from gateway.errors import install_error_handlers
@@ -34,6 +35,9 @@ from shared.queue.names import ASYNC_WAITERS_INSTANCE
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
 from shared.settings import Settings
+from shared.tracing import install_tracer_provider
+
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: no trace each
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONResponse,
         lifespan=lifespan,
         dependencies=[Depends(refuse_unstorable_params)],
+        telemetry=telemetry(settings),
     )
     install_error_handlers(app)
     install_openapi(app)
@@ -70,8 +75,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def telemetry(settings: Settings) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry instrumentation, used for the server span of each request: in the
+    caller's trace when it sends a `traceparent`, named by the route template, around the middleware
+    (so the access log line is written under it). Only when our settings turn tracing on: FastAPI
+    would otherwise trace whenever any tracer provider is installed in the process. Its metrics and
+    log records stay off (metrics come from prometheus-client; its log records carry exception
+    messages), and so do its per-dependency and per-endpoint spans: the call's own spans say more."""
+    return {"tracing": settings.tracing, "metrics": False, "logs": False, "operation_spans": False,
+            "auto_configure": False, "exclude": lambda scope: scope.get("path") in UNTRACED_PATHS}
+
+
 def create_app_from_env() -> FastAPI:
     """Entry point for `uvicorn --factory gateway.app:create_app_from_env`."""
     settings = Settings()
     configure_logging(settings, process="gateway")
+    install_tracer_provider(settings, process="gateway")
     return create_app(settings)

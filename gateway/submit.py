@@ -24,7 +24,7 @@ async def enqueue_waited(st: GatewayState, job: DispatchJob, binder: Binder) -> 
     the caller registered its waiter first. 503 (and the key unbound) when the queue is down."""
     await binder.bind(job.job_id)
     try:
-        await enqueue_sync(st.res.redis, dataclasses.replace(job, reply_to=st.waiters.channel))
+        await enqueue_sync(st.res.redis, dataclasses.replace(job, reply_to=st.waiters.channel), st.res.tracing)
     except (RedisError, OSError) as e:
         await binder.unbind(job.job_id)
         raise ServiceUnavailable("The dispatch queue is unavailable; retry shortly.") from e

@@ -115,6 +115,15 @@ async def write_commit(res: Resources, commit: Commit) -> bool:
     """Write `commit` once; True when this call finished the job, False when it had been already
     (or a later attempt holds it). Raises a transient database error only after retrying for
     `commit_retry_s` and holding the commit in Redis for the job's next attempt."""
+    with res.tracing.span("commit") as span:
+        written = await _write(res, commit)
+        if span.is_recording():
+            span.set_attributes({"ainfera.job.status": commit.job.status.value, "ainfera.written": written,
+                                 "ainfera.receipt_id": commit.receipt.id})
+        return written
+
+
+async def _write(res: Resources, commit: Commit) -> bool:
     job_id = commit.job.id
     started = time.monotonic()
     tries = 0

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from opentelemetry.trace import Span, SpanKind
 from redis.exceptions import RedisError
 
 from shared.chat.request import upstream_body
@@ -116,15 +118,20 @@ async def run_dispatch(res: Resources, job: DispatchJob, *, attempt: int = 1,
             policy = TenantPolicy.from_json(tenant.spend_policy if tenant else None)
             budgets = Budgets.of(policy.limits, job.key_limits)
             cap, cap_source = await _spend_cap(res, job, budgets) if budgets.any else (None, None)
-            call.plan = plan_request(
-                job.request,
-                res.catalog.current,
-                policy=policy,
-                stats=res.stats.current,
-                settings=res.settings,
-                spend_cap_usd=cap,
-                spend_cap_source=cap_source,
-            )
+            with res.tracing.span("route") as span:
+                call.plan = plan_request(
+                    job.request,
+                    res.catalog.current,
+                    policy=policy,
+                    stats=res.stats.current,
+                    settings=res.settings,
+                    spend_cap_usd=cap,
+                    spend_cap_source=cap_source,
+                )
+                if span.is_recording():
+                    span.set_attributes({"ainfera.requested_model": job.request.model, "ainfera.auto": call.plan.auto,
+                                         "ainfera.model": call.plan.chosen.model.slug,
+                                         "ainfera.candidates": len(call.plan.candidates)})
             await _call_in_order(res, job, call, deadline=started + res.settings.upstream_deadline_s,
                                  stream=stream, budgets=budgets)
         except AinferaError as e:
@@ -275,8 +282,13 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
 
         target = StreamTarget(relay, input_tokens_estimate=estimate_input_tokens(body["messages"], body.get("tools")))
     try:
-        result = await call_model(res.http, res.settings, cand.model, cand.provider, body, deadline_s=remaining_s,
-                                  stream=target)
+        with _upstream_span(res, cand, streamed=target is not None) as span:
+            result = await call_model(res.http, res.settings, cand.model, cand.provider, body,
+                                      deadline_s=remaining_s, stream=target)
+            if span.is_recording():
+                span.set_attributes({"gen_ai.usage.input_tokens": result.completion.input_tokens,
+                                     "gen_ai.usage.output_tokens": result.completion.output_tokens,
+                                     "ainfera.upstream.attempts": result.attempts})
     except (StreamCancelled, UpstreamStreamBroken) as e:
         # Part of the answer was generated (and paid for upstream): keep it, to bill it.
         assert target is not None
@@ -292,6 +304,17 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
     call.dropped = result.dropped
     call.attempts += result.attempts
     call.upstream_latency_ms = round(result.latency_ms)
+
+
+def _upstream_span(res: Resources, cand: Candidate, *, streamed: bool) -> AbstractContextManager[Span]:
+    """One upstream call's span, in the GenAI semantic conventions' terms (`chat <upstream model>`):
+    provider, the name sent upstream and our slug; never the messages."""
+    if not res.tracing.on:
+        return res.tracing.span("")
+    upstream = cand.model.upstream_model
+    return res.tracing.span(f"chat {upstream}", kind=SpanKind.CLIENT, attributes={
+        "gen_ai.operation.name": "chat", "gen_ai.provider.name": cand.provider.name,
+        "gen_ai.request.model": upstream, "ainfera.model": cand.model.slug, "ainfera.streamed": streamed})
 
 
 async def _commit(res: Resources, job: DispatchJob, commit: Commit | None, on_committed: OnCommitted,

@@ -65,10 +65,11 @@ class DispatchJob:
     reply_to: str | None = None  # the waiting gateway's completion channel (synchronous jobs)
     key_id: UUID | None = None  # the API key that submitted it or its batch (None: a probe)
     key_limits: Limits | None = None  # that key's own limits, as the key had them at submission
+    traceparent: str | None = None  # the W3C trace context of its enqueue, when tracing is on
 
     def to_kwargs(self) -> dict[str, Any]:
         """The queue entry's JSON kwargs: the only way a job is serialised."""
-        return {
+        kwargs: dict[str, Any] = {
             "job_id": self.job_id,
             "tenant_id": str(self.tenant_id),
             "kind": self.kind.value,
@@ -78,6 +79,9 @@ class DispatchJob:
             "key_id": str(self.key_id) if self.key_id else None,
             "key_limits": self.key_limits.to_json() if self.key_limits else None,
         }
+        if self.traceparent:
+            kwargs["traceparent"] = self.traceparent
+        return kwargs
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> DispatchJob:
@@ -90,6 +94,7 @@ class DispatchJob:
             reply_to=kwargs.get("reply_to"),
             key_id=UUID(kwargs["key_id"]) if kwargs.get("key_id") else None,
             key_limits=Limits.from_json(kwargs["key_limits"]) if kwargs.get("key_limits") is not None else None,
+            traceparent=kwargs.get("traceparent"),
         )
 
 

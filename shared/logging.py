@@ -2,7 +2,8 @@
 
 JSON lines when the output is not a terminal (production, CI), readable console
 lines on a terminal. Event names are snake_case facts; bind request and job ids
-at the boundary. Never log keys, prompts or completions.
+at the boundary. Never log keys, prompts or completions. With tracing on, every line
+logged under a span carries its `trace_id` and `span_id` (`shared/tracing.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ def _drop_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+def event_processors(settings: Settings) -> list[Any]:
+    """What every log event goes through before it is rendered."""
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_secrets,
+        structlog.processors.format_exc_info,
+    ]
+    if settings.tracing:  # off: not even the lookup of the current span
+        from shared.tracing import add_trace_ids
+
+        processors.insert(1, add_trace_ids)
+    return processors
+
+
 def configure_logging(settings: Settings, *, process: str) -> None:
     level = logging.getLevelName(settings.log_level.upper())
     if not isinstance(level, int):
@@ -41,14 +58,7 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         else structlog.processors.JSONRenderer(serializer=orjson.dumps)
     )
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _drop_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*event_processors(settings), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=(structlog.PrintLoggerFactory(file=sys.stderr) if console
                         else structlog.BytesLoggerFactory(file=sys.stderr.buffer)),

@@ -28,6 +28,7 @@ from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 from shared.signing import Signer, load_signer
 from shared.spend.leases import BudgetLeases
+from shared.tracing import TRACING_OFF, Tracing
 
 log = get_logger(__name__)
 
@@ -49,6 +50,7 @@ class Resources:
     group_commit: GroupCommit
     budget_leases: BudgetLeases  # used by workers only
     clock: Callable[[], datetime] = utc_now
+    tracing: Tracing = TRACING_OFF
 
 
 @contextlib.asynccontextmanager
@@ -104,4 +106,5 @@ async def open_resources(
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
             signer=signer, group_commit=group_commit, budget_leases=budget_leases, clock=clock,
+            tracing=Tracing.from_settings(settings),
         )

@@ -1,9 +1,10 @@
 """The one settings class. Every process reads it once at its entry point and passes it down.
 
-All variables use the `AINFERA_` prefix. Provider credentials are the one
-exception: they live under the names the catalog's `api_key_env` column gives
-(`OPENAI_API_KEY`, `GROQ_API_KEY`, ...), and are collected here, once, so that
-nothing else in the code base reads the environment.
+All variables use the `AINFERA_` prefix. Two exceptions: provider credentials live under the
+names the catalog's `api_key_env` column gives (`OPENAI_API_KEY`, `GROQ_API_KEY`, ...), and
+tracing is turned on by OpenTelemetry's standard `OTEL_*` variables (`shared/tracing.py`).
+Both are collected here, once, so that nothing else in the code base reads the environment
+(the OpenTelemetry SDK, once tracing is on, reads the rest of its own variables itself).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROVIDER_KEY_SUFFIX = "_API_KEY"
+TRACES_EXPORTERS = ("otlp", "console")  # what OTEL_TRACES_EXPORTER may name here (and "none")
 
 
 def _provider_keys_from_environ() -> dict[str, SecretStr]:
@@ -28,7 +30,7 @@ def _provider_keys_from_environ() -> dict[str, SecretStr]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AINFERA_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="AINFERA_", extra="ignore", frozen=True, populate_by_name=True)
 
     # --- where things are ----------------------------------------------------------------
     # Where the pools connect: Postgres itself, or a pooler in front of it. With PgBouncer in
@@ -61,6 +63,18 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    # --- tracing: OpenTelemetry's own variables, under their own names ---------------------
+    # Off unless OTEL_TRACES_EXPORTER names an exporter (otlp, console) or an OTLP endpoint is set;
+    # OTEL_TRACES_EXPORTER=none or OTEL_SDK_DISABLED=true keep it off. See `traces_exporters`.
+    otel_sdk_disabled: str | None = Field(default=None, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(default=None,
+                                                           validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    otel_exporter_otlp_protocol: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL")
+    otel_exporter_otlp_traces_protocol: str | None = Field(default=None,
+                                                           validation_alias="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 
     # --- gateway -------------------------------------------------------------------------
     max_request_bytes: int = 4 * 1024 * 1024
@@ -155,6 +169,38 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else None
+
+    @field_validator("otel_traces_exporter")
+    @classmethod
+    def _known_exporters(cls, v: str | None) -> str | None:
+        """Refuse at startup an exporter this deployment cannot run, rather than drop spans quietly."""
+        unknown = [n.strip() for n in (v or "").split(",") if n.strip() and n.strip().lower() not in
+                   (*TRACES_EXPORTERS, "none")]
+        if unknown:
+            raise ValueError(f"OTEL_TRACES_EXPORTER names {', '.join(unknown)}; traces are exported here with "
+                             f"{', '.join(TRACES_EXPORTERS)} or none")
+        return v
+
+    @property
+    def traces_exporters(self) -> tuple[str, ...]:
+        """The span exporters tracing runs with; empty (the default) means tracing is off.
+
+        OTEL_SDK_DISABLED=true (the spec's only true value, any case) wins; then OTEL_TRACES_EXPORTER
+        (comma-separated; `none` anywhere means none); without it, an OTLP endpoint means `otlp`.
+        The spec's default exporter (`otlp` with nothing set) is not followed: tracing is opt-in here.
+        """
+        if (self.otel_sdk_disabled or "").strip().lower() == "true":
+            return ()
+        if self.otel_traces_exporter and self.otel_traces_exporter.strip():
+            names = tuple(dict.fromkeys(n.strip().lower() for n in self.otel_traces_exporter.split(",") if n.strip()))
+            return () if "none" in names else names
+        if self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint:
+            return ("otlp",)
+        return ()
+
+    @property
+    def tracing(self) -> bool:
+        return bool(self.traces_exporters)
 
     @property
     def retired_key_files(self) -> list[str]:

@@ -3,15 +3,18 @@
 This is the worker's process boundary for jobs: connection failures of Postgres or
 Redis become arq retries (the job runs again later and the use-cases are idempotent);
 anything unanticipated is logged, and a waiting caller is answered with a generic 500
-rather than left to time out.
+rather than left to time out. With tracing on, a dispatch job runs under its span, a child
+of the enqueue that carried its trace context (a batch line, fed from Postgres, starts a trace).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from arq import Retry
+from opentelemetry.trace import Span, SpanKind
 from redis.exceptions import RedisError
 
 from shared.auth.key_access import stored_work_refusal
@@ -41,12 +44,13 @@ from shared.jobs import (
     read_request,
 )
 from shared.logging import get_logger
-from shared.queue.names import ASYNC_CHANNEL
+from shared.queue.names import ASYNC_CHANNEL, QueueName
 from shared.queue.notify import notify_done
 from shared.queue.stream_relay import StreamRelay
 from shared.receipts.response import request_reported_params
 from shared.resources import Resources
 from shared.settings import Settings
+from shared.tracing import failed, parent_of
 from worker.context import resources
 
 log = get_logger(__name__)
@@ -69,6 +73,27 @@ async def _retrying(ctx: dict[str, Any], work: Awaitable[T], what: str) -> T:
         raise Retry(defer=delay) from e
 
 
+def _job_span(res: Resources, ctx: dict[str, Any], queue: QueueName, job_id: str,
+              traceparent: str | None) -> AbstractContextManager[Span]:
+    """The span of one dispatch job (messaging semantic conventions: `process <queue>`), a child of
+    the enqueue's span when the job carries its trace context."""
+    if not res.tracing.on:
+        return res.tracing.span("")
+    return res.tracing.span(f"process {queue.name.lower()}", kind=SpanKind.CONSUMER, parent=parent_of(traceparent),
+                            attributes={"messaging.system": "arq", "messaging.operation.type": "process",
+                                        "messaging.destination.name": str(queue), "messaging.message.id": job_id,
+                                        "ainfera.job.delivery": int(ctx.get("job_try", 1))})
+
+
+def _outcome_on(span: Span, outcome: Outcome | None) -> None:
+    if outcome is None or not span.is_recording():
+        return
+    span.set_attribute("ainfera.job.http_status", outcome.http_status)
+    if outcome.http_status >= 400:
+        error = outcome.body.get("error")
+        failed(span, str(error.get("code")) if isinstance(error, dict) else str(outcome.http_status))
+
+
 async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
     """A synchronous call: the request travels in the job (`DispatchJob.to_kwargs`); the waiting
     gateway gets a notice."""
@@ -83,17 +108,21 @@ async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
         elif job.reply_to:
             await notify_done(res.redis, job.reply_to, job_id, outcome.to_message())
 
-    try:
-        await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply,
-                                          stream=relay), DISPATCH.name)
-    except Retry:
-        raise
-    except Exception:
-        # Process boundary: a bug must not leave a caller waiting for its timeout.
-        log.exception("job_crashed", job_id=job_id)
-        err = InternalError("The server had an error while processing your request.")
-        await reply(Outcome(http_status=err.status, body={**err.envelope(), "ainfera": {"job_id": job_id}}))
-        raise
+    with _job_span(res, ctx, DISPATCH.queue, job_id, job.traceparent) as span:
+        if span.is_recording():
+            span.set_attributes({"ainfera.job.kind": job.kind.value, "ainfera.tenant_id": str(job.tenant_id)})
+        try:
+            outcome = await _retrying(ctx, run_dispatch(res, job, attempt=ctx.get("job_try", 1), on_committed=reply,
+                                                        stream=relay), DISPATCH.name)
+        except Retry:
+            raise
+        except Exception:
+            # Process boundary: a bug must not leave a caller waiting for its timeout.
+            log.exception("job_crashed", job_id=job_id)
+            err = InternalError("The server had an error while processing your request.")
+            await reply(Outcome(http_status=err.status, body={**err.envelope(), "ainfera": {"job_id": job_id}}))
+            raise
+        _outcome_on(span, outcome)
 
 
 def stream_relay(res: Resources, job: DispatchJob) -> StreamRelay | None:
@@ -107,15 +136,21 @@ def stream_relay(res: Resources, job: DispatchJob) -> StreamRelay | None:
                        reported=tuple(request_reported_params(job.request)))
 
 
-async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
-    """A stored job (async call or batch line): claim its row, run it, tell async waiters."""
+async def dispatch_stored(ctx: dict[str, Any], *, job_id: str, traceparent: str | None = None) -> None:
+    """A stored job (async call or batch line): claim its row, run it, tell async waiters.
+    `traceparent`: an async call's trace (a batch line, or an entry the reconciler re-queued, has none)."""
     res = resources(ctx)
 
-    async def run() -> Outcome | None:
+    async def run(span: Span) -> Outcome | None:
         async with res.db.acquire() as conn:
             claimed = await claim_stored_job(conn, job_id)
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
+        if span.is_recording():
+            span.set_attributes({"ainfera.job.kind": claimed.kind.value, "ainfera.tenant_id": str(claimed.tenant_id),
+                                 "ainfera.job.attempt": claimed.attempt})
+            if claimed.batch_id:
+                span.set_attribute("ainfera.batch_id", claimed.batch_id)
         key = KeySettings.from_json(claimed.key_settings) if claimed.key_id else None
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind,
                           request=read_request(claimed.request), submitted_at=claimed.created_at,
@@ -131,7 +166,8 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
         # however the job came back (arq retry, a reconciler re-enqueue after a crash).
         return await run_dispatch(res, job, attempt=claimed.attempt, on_committed=announce, refusal=refusal)
 
-    await _retrying(ctx, run(), DISPATCH_STORED.name)
+    with _job_span(res, ctx, DISPATCH_STORED.queue, job_id, traceparent) as span:
+        _outcome_on(span, await _retrying(ctx, run(span), DISPATCH_STORED.name))
 
 
 async def supervise_batches(ctx: dict[str, Any], **_: Any) -> None:

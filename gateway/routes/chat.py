@@ -105,7 +105,7 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
                 await binder.bind(jid, conn)
 
             await submit_async(st.res.db, st.res.redis, job_id=jid, tenant_id=owner.tenant.id, request=req,
-                               now=st.res.clock(), on_created=bind, key_id=owner.key_id)
+                               now=st.res.clock(), on_created=bind, key_id=owner.key_id, tracing=st.res.tracing)
             return with_headers(await accepted(jid), limited)
         job = DispatchJob(job_id=jid, tenant_id=owner.tenant.id, kind=JobKind.SYNC, request=req,
                           submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)

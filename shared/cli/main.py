@@ -51,9 +51,11 @@ def _gateway(settings: Settings, args: argparse.Namespace) -> None:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from shared.logging import configure_logging
+    from shared.tracing import install_tracer_provider
     from worker.main import run_worker  # the command line is the top layer (see the import contracts)
 
     configure_logging(settings, process="worker")
+    install_tracer_provider(settings, process="worker")
     run_worker(settings, queues=args.queue)
 
 
