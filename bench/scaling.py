@@ -1,8 +1,10 @@
 """Many processes: 2 gateways behind HAProxy plus 4 workers, against 1 gateway and 1 worker, in one run.
 
 Both topologies run at once, each on its own database and Redis db, the simulated provider
-answering in 50 ms; load (wrk, one connection per concurrent caller) alternates between them
-round by round, so a noisy machine weighs on both alike. The load balancer is the distribution's
+answering in 50 ms; the larger one's six processes reach Postgres through PgBouncer in
+transaction mode (their pools together would pass Postgres's 100 connections). Load (wrk, one
+connection per concurrent caller) alternates between them round by round, so a noisy machine
+weighs on both alike. The load balancer is the distribution's
 HAProxy (`apt-get install haproxy`), round-robin over the two gateways, HTTP keep-alive.
 
 Per topology and concurrency it prints the medians over `--rounds` of throughput, p50 and p99,
@@ -31,8 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import wrk
-from bench.stack import Stack, _wait, free_port, running_stack
+from bench.proc_cpu import cpu_s
+from bench.stack import PG_ADMIN, Stack, _wait, free_port, running_stack
 from shared.db.pool import connect
+from tests.pgbouncer import running_pgbouncer
 
 PROMPT = [{"role": "user", "content": "Name three rivers."}]
 BODY = {"model": "llama-3.3-70b@groq", "messages": PROMPT, "max_tokens": 32}
@@ -65,11 +69,34 @@ class Topology:
     lost: int = 0
     duplicate: int = 0
     answered: int = 0
+    gateways: list[int] = field(default_factory=list)  # pids
+    cpu: dict[str, list[float]] = field(default_factory=dict)  # component -> CPU ms per answered call, per round
+
+
+def _pids(pattern: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def components(top: Topology) -> dict[str, list[int]]:
+    """The processes whose CPU a call costs, by component (Postgres and Redis: all of theirs)."""
+    return {"gateway": top.gateways, "worker": top.stack.worker_pids, "postgres": _pids("^postgres"),
+            "redis": _pids("^redis-server 127.0.0.1:6379"), "haproxy": _pids("^/usr/sbin/haproxy|^haproxy"),
+            "pgbouncer": _pids("pgbouncer")}
+
+
+def cpu_snapshot(pids: dict[str, list[int]]) -> dict[int, float]:
+    found = {}
+    for group in pids.values():
+        for pid in group:
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_s(pid)
+    return found
 
 
 @contextlib.contextmanager
-def second_gateways(stack: Stack, n: int) -> Iterator[list[str]]:
-    """`n` more gateway processes on the stack's database and Redis; their URLs."""
+def second_gateways(stack: Stack, n: int) -> Iterator[list[tuple[int, str]]]:
+    """`n` more gateway processes on the stack's database and Redis: (pid, URL) of each."""
     procs, urls = [], []
     try:
         for _ in range(n):
@@ -79,7 +106,7 @@ def second_gateways(stack: Stack, n: int) -> Iterator[list[str]]:
             urls.append(f"http://127.0.0.1:{port}")
         for url in urls:
             _wait(f"{url}/readyz")
-        yield urls
+        yield [(p.pid, url) for p, url in zip(procs, urls, strict=True)]
     finally:
         for p in procs:
             p.terminate()
@@ -125,10 +152,15 @@ def main() -> None:
     args = ap.parse_args()
     if not wrk.available():
         raise SystemExit("wrk is needed: apt-get install wrk")
-    with running_stack(workers=1, redis_db=14) as small, running_stack(workers=4, redis_db=15) as big, \
-            second_gateways(big, 1) as more, haproxy([big.gateway_url, *more]) as balanced:
-        tops = [Topology("1 gateway, 1 worker", small.gateway_url, small),
-                Topology("2 gateways (HAProxy), 4 workers", balanced, big)]
+    with contextlib.ExitStack() as up:
+        pgbouncer = up.enter_context(running_pgbouncer(PG_ADMIN))
+        small = up.enter_context(running_stack(workers=1, redis_db=14))
+        big = up.enter_context(running_stack(workers=4, redis_db=15, pgbouncer_port=pgbouncer))
+        more = up.enter_context(second_gateways(big, 1))
+        balanced = up.enter_context(haproxy([big.gateway_url, *(url for _, url in more)]))
+        tops = [Topology("1 gateway, 1 worker", small.gateway_url, small, gateways=[small.gateway_pid]),
+                Topology("2 gateways (HAProxy), 4 workers, PgBouncer", balanced, big,
+                         gateways=[big.gateway_pid, *(pid for pid, _ in more)])]
         direct_url = f"{small.sim_url}/api.groq.com/openai/v1/chat/completions"
         for top in tops:  # warm-up
             wrk.run(f"{top.url}/v1/chat/completions", BODY, {"Authorization": f"Bearer {top.stack.api_key}"},
@@ -140,11 +172,17 @@ def main() -> None:
                 d = wrk.run(direct_url, DIRECT, {"Authorization": "Bearer sim"}, connections=conc, seconds=args.seconds)
                 direct[conc].append(d.p50_ms)
                 for top in tops:
+                    pids = components(top)
+                    before = cpu_snapshot(pids)
                     r = wrk.run(f"{top.url}/v1/chat/completions", BODY,
                                 {"Authorization": f"Bearer {top.stack.api_key}"}, connections=conc,
                                 seconds=args.seconds, record_header="x-ainfera-job-id")
                     top.figures.setdefault(conc, []).append((r.rps, r.p50_ms, r.p99_ms))
+                    after = cpu_snapshot(pids)
                     answered, lost, twice = asyncio.run(check_receipts(top.stack, r.recorded))
+                    for name, group in pids.items():
+                        used = sum(after.get(p, 0.0) - before.get(p, 0.0) for p in group)
+                        top.cpu.setdefault(f"{name}@{conc}", []).append(used / max(answered, 1) * 1000)
                     top.answered += answered
                     top.lost += lost
                     top.duplicate += twice
@@ -157,6 +195,13 @@ def main() -> None:
                 rps, p50, p99 = (statistics.median(f[i] for f in top.figures[conc]) for i in range(3))
                 print(f"{top.name:<34} {conc:>4} {rps:>7.0f} {p50:>7.1f} {p99:>7.1f} "
                       f"{p50 - statistics.median(direct[conc]):>9.1f} {rps / base:>6.2f}")
+        print("CPU ms per answered call (medians over rounds; Postgres and Redis: all their processes)")
+        names = ["gateway", "worker", "postgres", "redis", "haproxy", "pgbouncer"]
+        print(f"{'topology':<34} {'conc':>4} " + " ".join(f"{n:>9}" for n in names))
+        for conc in args.concurrency:
+            for top in tops:
+                print(f"{top.name:<34} {conc:>4} " + " ".join(
+                    f"{statistics.median(top.cpu[f'{n}@{conc}']):>9.2f}" for n in names))
         for top in tops:
             print(f"{top.name}: {top.answered} answers checked against receipts, lost {top.lost}, "
                   f"duplicate {top.duplicate}")

@@ -95,8 +95,9 @@ def _wait(url: str, timeout: float = 30) -> None:
 @contextlib.contextmanager
 def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: int = 1,
                   worker_queues: list[list[str]] | None = None,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """`workers` processes serving every queue, or one process per entry of `worker_queues`."""
+                  extra_env: dict[str, str] | None = None, pgbouncer_port: int | None = None) -> Iterator[Stack]:
+    """`workers` processes serving every queue, or one process per entry of `worker_queues`;
+    with `pgbouncer_port`, their pools go through that PgBouncer (transaction mode)."""
     name = f"ainfera_bench_{uuid.uuid4().hex[:8]}"
     dsn = asyncio.run(create_database(name))
     gw, sim = free_port(), free_port()
@@ -113,6 +114,9 @@ def running_stack(*, sim_latency_ms: float = 50, redis_db: int = 14, workers: in
         "AINFERA_SIGNING_KEY": _signing_key(),
         **(extra_env or {}),
     })
+    if pgbouncer_port is not None:
+        env.update({"AINFERA_DATABASE_URL": dsn.replace(":5432/", f":{pgbouncer_port}/"),
+                    "AINFERA_DATABASE_DIRECT_URL": dsn, "AINFERA_DATABASE_POOLER": "pgbouncer"})
     subprocess.run(["redis-cli", "-u", f"{REDIS}/{redis_db}", "flushdb"], check=False, capture_output=True)
     procs: list[subprocess.Popen[bytes]] = []
 
