@@ -30,6 +30,7 @@ auth_file = {auth_file}
 pool_mode = transaction
 max_client_conn = 4000
 default_pool_size = 20
+server_login_retry = 1
 ignore_startup_parameters = extra_float_digits
 pidfile = {pidfile}
 admin_users = {user}
