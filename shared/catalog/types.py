@@ -41,6 +41,9 @@ class Provider:
     fast_tier: bool
     active: bool = True
     display_name: str = ""
+    # Where requests are processed or stored, as a source states it (None: no source says).
+    # Informational only: it never decides `stack`.
+    serving_region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

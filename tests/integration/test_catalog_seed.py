@@ -48,11 +48,14 @@ async def test_reseeding_a_database_seeded_before_the_stack_rule_retags_its_prov
     conn = await connect(database_url)
     try:
         await conn.execute("UPDATE providers SET stack = 'us' WHERE name = 'novita'")
-        await conn.execute("UPDATE providers SET stack = 'sea' WHERE name IN ('alibaba', 'byteplus')")
+        await conn.execute("UPDATE providers SET stack = 'sea', serving_region = NULL "
+                           "WHERE name IN ('alibaba', 'byteplus')")
         await seed_catalog(conn)
         tags = {r["name"]: r["stack"] for r in await conn.fetch("SELECT name, stack FROM providers")}
+        catalog = await load_catalog(conn)
     finally:
         await conn.close()
+    assert (catalog.providers["alibaba"].serving_region or "").startswith("Singapore")
     assert {n for n, s in tags.items() if s == "china"} == {"deepseek", "moonshot", "alibaba", "novita", "byteplus"}
     assert {n for n, s in tags.items() if s == "sea"} == {"typhoon"}
 

@@ -222,6 +222,9 @@ async def test_models_list_shows_active_models_with_our_fields(system, settings)
     assert "llama-3.3-70b@cerebras" not in ids  # seeded inactive: the research marks it retired
     groq = next(m for m in data if m["id"] == "llama-3.3-70b@groq")
     assert groq["provider"] == "groq" and groq["stack"] == "us" and groq["fast_tier"] is True
+    assert groq["serving_region"] is None  # no source read states it
+    qwen = next(m for m in data if m.get("provider") == "alibaba")
+    assert qwen["stack"] == "china" and qwen["serving_region"].startswith("Singapore")
     assert groq["pricing"] == {"input_usd_per_mtok": 0.59, "output_usd_per_mtok": 0.79,
                                "cached_input_usd_per_mtok": None, "cache_write_usd_per_mtok": None}
     claude = next(m for m in data if m["id"] == "claude-sonnet-4.5@anthropic")

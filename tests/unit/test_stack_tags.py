@@ -37,7 +37,8 @@ def test_the_catalog_states_its_rule() -> None:
 def test_every_provider_row_has_a_stack_source(name: str) -> None:
     p = PROVIDERS[name]
     assert p["stack"] in {s.value for s in Stack}
-    assert p["stack_basis"].strip() and p["serving_region"].strip()
+    assert p["stack_basis"].strip()
+    assert "serving_region" in p and (p["serving_region"] is None or p["serving_region"].strip())
     assert p["stack_source"], name
     for key in p["stack_source"]:
         source = CATALOG["sources"][key]
@@ -55,6 +56,9 @@ def test_serving_region_never_decides_the_stack() -> None:
     # Alibaba and BytePlus serve from Southeast Asia and are run from China; Novita states no region.
     assert "Singapore" in PROVIDERS["alibaba"]["serving_region"] and PROVIDERS["alibaba"]["stack"] == "china"
     assert "Malaysia" in PROVIDERS["byteplus"]["serving_region"] and PROVIDERS["byteplus"]["stack"] == "china"
+    assert PROVIDERS["novita"]["serving_region"] is None
+    assert {p.name: p.serving_region for p in load_seed().providers} == {
+        n: p["serving_region"] for n, p in PROVIDERS.items()}
 
 
 def test_hints_map_onto_stacks_the_same_way_everywhere() -> None:
