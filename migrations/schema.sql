@@ -631,6 +631,7 @@ CREATE TABLE public.providers (
     fast_tier boolean DEFAULT false NOT NULL,
     active boolean DEFAULT true NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    serving_region text,
     CONSTRAINT providers_stack_check CHECK ((stack = ANY (ARRAY['us'::text, 'eu'::text, 'china'::text, 'sea'::text]))),
     CONSTRAINT providers_wire_format_check CHECK ((wire_format = ANY (ARRAY['openai-chat'::text, 'anthropic-messages'::text])))
 );

@@ -1,4 +1,4 @@
-"""The model object (OpenAI's shape plus our provider, stack, pricing and capabilities), and
+"""The model object (OpenAI's shape plus our provider, stack, serving region, pricing and capabilities), and
 the one for `ainfera-auto`, the virtual model that routes."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def model_object(catalog: Catalog, m: Model) -> dict[str, Any]:
         "owned_by": p.name,
         "provider": p.name,
         "stack": p.stack.value,
+        "serving_region": p.serving_region,
         "fast_tier": p.fast_tier,
         "pricing": {"input_usd_per_mtok": m.input_usd_per_mtok, "output_usd_per_mtok": m.output_usd_per_mtok,
                     "cached_input_usd_per_mtok": m.cached_input_usd_per_mtok,

@@ -39,6 +39,7 @@ def load_seed(path: Path = CATALOG_FILE) -> SeedRows:
             api_key_env=p["auth"]["env_var"],
             stack=Stack(p["stack"]),
             fast_tier=bool(p.get("fast_tier")),
+            serving_region=p.get("serving_region"),
         )
         for p in data["providers"]
     ]

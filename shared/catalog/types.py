@@ -17,7 +17,12 @@ class WireFormat(StrEnum):
 
 
 class Stack(StrEnum):
-    """Where a provider serves requests."""
+    """The jurisdiction that governs the company serving a provider's requests, parent company included.
+
+    The entity the API terms name, and the headquarters of the group that controls it; the group decides
+    when they differ. Where requests are processed (the catalog's `serving_region`) does not enter into
+    it. The rule and each provider's evidence: `data/README.md` and docs/decisions.md, "Stack".
+    """
 
     US = "us"
     EU = "eu"
@@ -36,6 +41,9 @@ class Provider:
     fast_tier: bool
     active: bool = True
     display_name: str = ""
+    # Where requests are processed or stored, as a source states it (None: no source says).
+    # Informational only: it never decides `stack`.
+    serving_region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

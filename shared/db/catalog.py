@@ -25,6 +25,7 @@ async def load_catalog(conn: Connection, *, version: int = 0) -> Catalog:
             stack=Stack(r["stack"]),
             fast_tier=r["fast_tier"],
             active=r["active"],
+            serving_region=r["serving_region"],
         )
         for r in prows
     }
@@ -76,6 +77,7 @@ async def upsert_provider(conn: Connection, p: Provider) -> None:
         p.api_key_env,
         p.stack.value,
         p.fast_tier,
+        p.serving_region,
     )
 
 

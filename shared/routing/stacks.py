@@ -1,4 +1,8 @@
-"""Stack filtering: the one rule both the router and `GET /v1/models?stack=` apply."""
+"""Stack filtering: the one rule both the router and `GET /v1/models?stack=` apply.
+
+A provider's stack is the jurisdiction of the company that serves it, parent included (see `Stack`), so
+`avoid-china` keeps away from every provider under Chinese jurisdiction, wherever its servers are.
+"""
 
 from __future__ import annotations
 

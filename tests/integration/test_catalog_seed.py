@@ -44,6 +44,22 @@ async def test_reseeding_refreshes_facts_but_keeps_activation_state(database_url
         await conn.close()
 
 
+async def test_reseeding_a_database_seeded_before_the_stack_rule_retags_its_providers(database_url):
+    conn = await connect(database_url)
+    try:
+        await conn.execute("UPDATE providers SET stack = 'us' WHERE name = 'novita'")
+        await conn.execute("UPDATE providers SET stack = 'sea', serving_region = NULL "
+                           "WHERE name IN ('alibaba', 'byteplus')")
+        await seed_catalog(conn)
+        tags = {r["name"]: r["stack"] for r in await conn.fetch("SELECT name, stack FROM providers")}
+        catalog = await load_catalog(conn)
+    finally:
+        await conn.close()
+    assert (catalog.providers["alibaba"].serving_region or "").startswith("Singapore")
+    assert {n for n, s in tags.items() if s == "china"} == {"deepseek", "moonshot", "alibaba", "novita", "byteplus"}
+    assert {n for n, s in tags.items() if s == "sea"} == {"typhoon"}
+
+
 async def test_catalog_changes_notify_listeners(database_url):
     got: list[str] = []
     listener = await asyncpg.connect(database_url)

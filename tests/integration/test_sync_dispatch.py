@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from shared.queue.names import QueueName
+from shared.routing.stacks import STACK_HINTS, allowed_stacks
 from shared.settings import Settings
 from tests.harness import new_tenant, running_gateway, running_worker
 
@@ -221,6 +222,9 @@ async def test_models_list_shows_active_models_with_our_fields(system, settings)
     assert "llama-3.3-70b@cerebras" not in ids  # seeded inactive: the research marks it retired
     groq = next(m for m in data if m["id"] == "llama-3.3-70b@groq")
     assert groq["provider"] == "groq" and groq["stack"] == "us" and groq["fast_tier"] is True
+    assert groq["serving_region"] is None  # no source read states it
+    qwen = next(m for m in data if m.get("provider") == "alibaba")
+    assert qwen["stack"] == "china" and qwen["serving_region"].startswith("Singapore")
     assert groq["pricing"] == {"input_usd_per_mtok": 0.59, "output_usd_per_mtok": 0.79,
                                "cached_input_usd_per_mtok": None, "cache_write_usd_per_mtok": None}
     claude = next(m for m in data if m["id"] == "claude-sonnet-4.5@anthropic")
@@ -228,8 +232,15 @@ async def test_models_list_shows_active_models_with_our_fields(system, settings)
                                  "cached_input_usd_per_mtok": 0.3, "cache_write_usd_per_mtok": 3.75}
     china = (await client.get("/v1/models?stack=china", headers=auth)).json()["data"]
     assert {m["stack"] for m in china if m["id"] != "ainfera-auto"} == {"china"}
+    assert {m["provider"] for m in china if m["id"] != "ainfera-auto"} == {
+        "deepseek", "moonshot", "alibaba", "novita", "byteplus"}
     avoid = (await client.get("/v1/models?stack=avoid-china", headers=auth)).json()["data"]
     assert "china" not in {m.get("stack") for m in avoid}
+    everything = {m["id"]: m for m in data if m["id"] != "ainfera-auto"}
+    for hint in STACK_HINTS:  # the listing filters with the router's own mapping
+        listed = (await client.get(f"/v1/models?stack={hint}", headers=auth)).json()["data"]
+        assert {m["id"] for m in listed if m["id"] != "ainfera-auto"} == {
+            i for i, m in everything.items() if m["stack"] in allowed_stacks(hint)}
     bad = await client.get("/v1/models?stack=mars", headers=auth)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "stack"
     one = await client.get("/v1/models/llama-3.3-70b@groq", headers=auth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 import pytest
@@ -13,7 +14,7 @@ from shared.catalog.types import Catalog
 from shared.errors import NoEligibleModel
 from shared.routing.policy import TenantPolicy
 from shared.routing.router import RouteRequest, RoutingStats, route
-from shared.routing.stacks import STACK_HINTS
+from shared.routing.stacks import STACK_HINTS, stack_allows
 
 
 @cache
@@ -80,6 +81,50 @@ def test_stack_hints_keep_to_their_stack(req, stats):
         assert "china" not in stacks
     elif req.stack is not None:
         assert stacks == {req.stack}
+
+
+# The providers the stack rule puts under Chinese jurisdiction (tests/unit/test_stack_tags.py pins them).
+CHINA_STACK = frozenset(p.name for p in load_seed().providers if p.stack.value == "china")
+
+
+def _ranked_slugs(req: RouteRequest, policy: TenantPolicy, stats: RoutingStats) -> set[str]:
+    try:
+        return {c.model.slug for c in route(req, seeded(), policy=policy, stats=stats).ranked}
+    except NoEligibleModel:
+        return set()
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests, policies(), stats_snapshots, st.sampled_from(STACK_HINTS))
+def test_a_stack_hint_keeps_exactly_the_candidates_its_stacks_allow(req, policy, stats, hint):
+    """Without a latency budget a stack hint is a pure filter: the hinted candidates are the unhinted ones
+    whose provider `stack_allows` admits, the function `GET /v1/models?stack=` filters with."""
+    base = replace(req, stack=None, latency_budget_ms=None)
+    everything = {s: seeded().provider_of(seeded().models[s]) for s in _ranked_slugs(base, policy, stats)}
+    expected = {s for s, p in everything.items() if stack_allows(p.stack, hint)}
+    assert _ranked_slugs(replace(base, stack=hint), policy, stats) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests, policies(), stats_snapshots)
+def test_the_four_stacks_partition_the_candidates_and_avoid_china_is_the_other_three(req, policy, stats):
+    base = replace(req, stack=None, latency_budget_ms=None)
+    by_stack = {s: _ranked_slugs(replace(base, stack=s), policy, stats) for s in ("us", "eu", "china", "sea")}
+    assert sum(len(v) for v in by_stack.values()) == len(set().union(*by_stack.values()))
+    assert set().union(*by_stack.values()) == _ranked_slugs(base, policy, stats)
+    avoid = _ranked_slugs(replace(base, stack="avoid-china"), policy, stats)
+    assert avoid == by_stack["us"] | by_stack["eu"] | by_stack["sea"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests, policies(), stats_snapshots)
+def test_avoid_china_never_ranks_a_china_stack_provider(req, policy, stats):
+    assert {"deepseek", "moonshot", "alibaba", "novita", "byteplus"} <= CHINA_STACK
+    try:
+        decision = route(replace(req, stack="avoid-china"), seeded(), policy=policy, stats=stats)
+    except NoEligibleModel:
+        return
+    assert not {c.provider.name for c in decision.ranked} & CHINA_STACK  # chosen and every fallback
 
 
 def v1_0_pick(input_tokens: int, output_cap: int | None, cap: float) -> str | None:

@@ -2,7 +2,7 @@
 
 -- name: load_providers
 SELECT name, display_name, wire_format, base_url, chat_completions_path, api_key_env, stack,
-       fast_tier, active
+       serving_region, fast_tier, active
   FROM providers
  ORDER BY name;
 
@@ -26,18 +26,18 @@ SELECT slug, model_family, provider, provider_model_name,
 -- name: upsert_provider
 -- Facts are refreshed on every seed; `active` is left as the system last decided it.
 INSERT INTO providers (name, display_name, wire_format, base_url, chat_completions_path, api_key_env,
-                       stack, fast_tier)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       stack, fast_tier, serving_region)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (name) DO UPDATE
    SET display_name = EXCLUDED.display_name, wire_format = EXCLUDED.wire_format,
        base_url = EXCLUDED.base_url, chat_completions_path = EXCLUDED.chat_completions_path,
        api_key_env = EXCLUDED.api_key_env, stack = EXCLUDED.stack, fast_tier = EXCLUDED.fast_tier,
-       updated_at = now()
+       serving_region = EXCLUDED.serving_region, updated_at = now()
  WHERE (providers.display_name, providers.wire_format, providers.base_url, providers.chat_completions_path,
-        providers.api_key_env, providers.stack, providers.fast_tier)
+        providers.api_key_env, providers.stack, providers.fast_tier, providers.serving_region)
        IS DISTINCT FROM
        (EXCLUDED.display_name, EXCLUDED.wire_format, EXCLUDED.base_url, EXCLUDED.chat_completions_path,
-        EXCLUDED.api_key_env, EXCLUDED.stack, EXCLUDED.fast_tier);
+        EXCLUDED.api_key_env, EXCLUDED.stack, EXCLUDED.fast_tier, EXCLUDED.serving_region);
 
 -- name: upsert_model
 -- New rows start active unless the catalog marks them retired; existing rows keep their state.
