@@ -129,6 +129,12 @@ BEGIN
     PERFORM budget_settle(p_job, p_cost);
 END $$;
 
+-- Lock order, everywhere: lease rows (in id order), then a tenant's audit chain lock, then the
+-- counters (in key order). A lease's return locks its row, then the counters; a group commit
+-- would otherwise lock one job's counters and then another job's lease, and the two could wait
+-- for each other. So finish_dispatch takes its lease's row first, and finish_dispatch_many takes
+-- every lease of its group first, before any chain lock.
+
 -- 0014's finish_dispatch, settling through budget_settle_job with the job's lease hold.
 CREATE OR REPLACE FUNCTION finish_dispatch(
     p_job jsonb, p_receipt jsonb, p_event_type text, p_prefix text, p_suffix text)
@@ -139,6 +145,7 @@ DECLARE
     won   text;
     batch text;
 BEGIN
+    PERFORM 1 FROM budget_reservations WHERE job_id = p_job -> 'budget_lease' ->> 'id' FOR UPDATE;
     j := jsonb_populate_record(NULL::jobs, p_job);
     INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
                       created_at, finished_at, attempt, key_id)
@@ -164,4 +171,26 @@ BEGIN
          WHERE id = batch;
     END IF;
     RETURN true;
+END $$;
+
+-- 0005's finish_dispatch_many, taking the group's lease rows first (see the lock order above).
+CREATE OR REPLACE FUNCTION finish_dispatch_many(p_items jsonb) RETURNS boolean[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    item   jsonb;
+    ord    integer;
+    result boolean[] := array_fill(false, ARRAY[jsonb_array_length(p_items)]);
+BEGIN
+    PERFORM 1 FROM budget_reservations
+     WHERE job_id IN (SELECT e.value -> 'job' -> 'budget_lease' ->> 'id' FROM jsonb_array_elements(p_items) AS e)
+     ORDER BY job_id
+       FOR UPDATE;
+    FOR item, ord IN
+        SELECT e.value, e.ordinality::integer
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e
+         ORDER BY e.value -> 'job' ->> 'tenant_id', e.ordinality
+    LOOP
+        result[ord] := finish_dispatch(item -> 'job', item -> 'receipt', item ->> 'event_type',
+                                       item ->> 'prefix', item ->> 'suffix');
+    END LOOP;
+    RETURN result;
 END $$;

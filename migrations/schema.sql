@@ -300,6 +300,7 @@ DECLARE
     won   text;
     batch text;
 BEGIN
+    PERFORM 1 FROM budget_reservations WHERE job_id = p_job -> 'budget_lease' ->> 'id' FOR UPDATE;
     j := jsonb_populate_record(NULL::jobs, p_job);
     INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
                       created_at, finished_at, attempt, key_id)
@@ -335,6 +336,10 @@ DECLARE
     ord    integer;
     result boolean[] := array_fill(false, ARRAY[jsonb_array_length(p_items)]);
 BEGIN
+    PERFORM 1 FROM budget_reservations
+     WHERE job_id IN (SELECT e.value -> 'job' -> 'budget_lease' ->> 'id' FROM jsonb_array_elements(p_items) AS e)
+     ORDER BY job_id
+       FOR UPDATE;
     FOR item, ord IN
         SELECT e.value, e.ordinality::integer
           FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e
