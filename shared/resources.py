@@ -22,6 +22,7 @@ from shared.db.notifications import CATALOG_CHANNEL, TENANTS_CHANNEL, Notificati
 from shared.db.pool import create_pool
 from shared.db.types import Pool
 from shared.logging import get_logger
+from shared.metrics import Metrics
 from shared.providers.call import withheld_credentials
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
@@ -46,12 +47,14 @@ class Resources:
     stats: LearnedStats
     signer: Signer
     group_commit: GroupCommit
+    metrics: Metrics  # this process's Prometheus metrics
     clock: Callable[[], datetime] = utc_now
 
 
 @contextlib.asynccontextmanager
 async def open_resources(
-    settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now
+    settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Resources]:
     """Open pools and clients, load the catalog, start listening for changes; close all on exit."""
     withheld = withheld_credentials(settings)
@@ -99,5 +102,5 @@ async def open_resources(
         stack.push_async_callback(group_commit.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, group_commit=group_commit, clock=clock,
+            signer=signer, group_commit=group_commit, metrics=metrics or Metrics(), clock=clock,
         )

@@ -8,6 +8,7 @@ rather than left to time out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -68,12 +69,20 @@ async def _retrying(ctx: dict[str, Any], work: Awaitable[T], what: str) -> T:
         raise Retry(defer=delay) from e
 
 
+def _waited(res: Resources, ctx: dict[str, Any], queue: str, kind: str) -> None:
+    """Queue wait, from when the job was due (arq's score: its enqueue time unless deferred) to now,
+    for first attempts (a retry's wait includes its backoff)."""
+    if ctx.get("job_try", 1) == 1 and "score" in ctx:
+        res.metrics.waited(queue, kind, time.time() - ctx["score"] / 1000)
+
+
 async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
     """A synchronous call: the request travels in the job (`DispatchJob.to_kwargs`); the waiting
     gateway gets a notice."""
     res = resources(ctx)
     job = DispatchJob.from_kwargs(kwargs)
     job_id = job.job_id
+    _waited(res, ctx, "interactive", "stream" if job.request is not None and job.request.stream else "sync")
     relay = stream_relay(res, job)
 
     async def reply(outcome: Outcome) -> None:
@@ -115,6 +124,7 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str) -> None:
             claimed = await claim_stored_job(conn, job_id)
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
+        _waited(res, ctx, "batch", claimed.kind)
         job = DispatchJob(job_id=job_id, tenant_id=claimed.tenant_id, kind=claimed.kind,
                           request=read_request(claimed.request), submitted_at=claimed.created_at,
                           key_id=claimed.key_id,
