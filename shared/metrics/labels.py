@@ -92,7 +92,7 @@ def error_codes() -> frozenset[str]:
 # Codes raised with `code=` rather than as a class's default, so they stay labels rather than
 # folding into `other`. A code missing here is still counted, as `other`.
 EXPLICIT_CODES = frozenset({
-    "batch_not_cancellable", "conflicting_policy", "context_length_exceeded", "decimal_above_max_value",
+    "batch_not_cancellable", "conflicting_policy", "decimal_above_max_value",
     "empty_file", "idempotency_request_in_progress", "invalid_api_key", "invalid_batch_line", "invalid_character",
     "invalid_json", "invalid_value", "line_too_long", "missing_required_parameter", "model_banned_by_policy",
     "model_inactive", "model_not_allowed_for_key", "model_not_found", "nesting_too_deep", "provider_banned_by_policy",

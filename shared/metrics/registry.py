@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from decimal import Decimal
 from typing import Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
 from shared.metrics.labels import HTTP_METHODS, CatalogLabel, Folded, error_codes, status_label
@@ -62,10 +62,14 @@ class Metrics:
     `shared.metrics.workers`; everything else is counted where it happens."""
 
     def __init__(self) -> None:
+        # No `*_created` series: they would double every counter and histogram for a timestamp
+        # Prometheus does not need (prometheus-client's switch is process-wide; this sets it the same way).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.models = CatalogLabel()
         self.providers = CatalogLabel()
         self.codes = Folded(error_codes())
+        ProcessCollector(registry=r)  # CPU, memory and files of this process, read from /proc when scraped
 
         # --- gateway ---------------------------------------------------------------------
         self.http_requests = Counter(
