@@ -225,3 +225,66 @@ async def test_metrics_token_guards_the_endpoint_when_set(database_url: str, red
     assert g.get("ainfera_http_requests_total", method="GET", route="/metrics", status="401",
                  tenant_class="anonymous") == 2
     assert not any("abc123" in v for (_, lab) in g.samples for _, v in lab)
+
+
+async def test_scrape_reads_queue_depth_and_age_the_reconciler_and_the_last_fanout_run(settings: Settings, sim):
+    from redis.asyncio import Redis
+
+    from shared.batches.supervisor import SupervisorConfig, supervise
+    from shared.queue.names import QueueName
+    from shared.resources import open_resources
+
+    _, key = await new_tenant(settings)
+    auth = {"Authorization": f"Bearer {key}", "Prefer": "respond-async"}
+    async with running_gateway(settings) as client:  # no worker: the job waits in its queue
+        r = await client.post("/v1/chat/completions", headers=auth, json=chat())
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        g = await scrape(client)
+        assert g.get("ainfera_queue_depth", queue="batch") == 1
+        assert g.get("ainfera_queue_depth", queue="interactive") == 0
+        assert g.get("ainfera_queue_oldest_age_seconds", queue="batch") >= 0
+        assert g.get("ainfera_queue_oldest_age_seconds", queue="interactive") == 0
+        assert g.matching("ainfera_fanout_last_run_probes") == {}  # no run yet
+
+        # Redis loses the queue entry; the reconciler queues the stored job again and counts it.
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            await redis.zrem(str(QueueName.BATCH), job_id)
+            await redis.delete(f"arq:job:{job_id}")
+        finally:
+            await redis.aclose()
+        assert (await scrape(client)).get("ainfera_queue_depth", queue="batch") == 0
+        async with open_resources(settings) as res:
+            report = await supervise(res, SupervisorConfig())
+            assert report.requeued == 1
+            assert res.metrics.registry.get_sample_value("ainfera_reconciler_requeued_total") == 1
+        await rows(settings, "INSERT INTO fanout_runs (id, trigger, status, planned, plan, recorded, passed, failed, "
+                             "skipped, finished_at) VALUES ('fanout_old', 'manual', 'completed', 2, '{}', 2, 2, 0, 0, "
+                             "now() - interval '1 day'), ('fanout_new', 'manual', 'completed', 6, '{}', 6, 3, 2, 1, "
+                             "now()), ('fanout_running', 'manual', 'running', 4, '{}', 0, 0, 0, 0, NULL)")
+        await rows(settings, "UPDATE fanout_runs SET started_at = now() - interval '2 days' WHERE id = 'fanout_old'")
+        g = await scrape(client)
+    assert g.get("ainfera_queue_depth", queue="batch") == 1
+    assert {dict(k)["outcome"]: v for k, v in g.matching("ainfera_fanout_last_run_probes").items()} == {
+        "passed": 3, "failed": 2, "skipped": 1}
+    assert g.total("ainfera_scrape_errors_total") == 0
+
+
+def test_a_worker_metrics_port_serves_the_registry_and_a_taken_port_is_skipped():
+    from shared.metrics import Metrics
+    from shared.metrics.serve import metrics_port
+
+    m = Metrics()
+    m.reconciler_requeued.inc(2)
+    with metrics_port(m.registry, "127.0.0.1", 0) as off:
+        assert off is None
+    port = free_port()
+    with metrics_port(m.registry, "127.0.0.1", port) as served:
+        assert served == port
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert Scrape(text).get("ainfera_reconciler_requeued_total") == 2
+        with metrics_port(m.registry, "127.0.0.1", port) as taken:
+            assert taken is None  # logged; the process runs on without it
+    with metrics_port(m.registry, "127.0.0.1", port) as again:  # the port was let go on exit
+        assert again == port
