@@ -24,6 +24,7 @@ from gateway.routes import (
     health,
     jobs,
     messages,
+    metrics_route,
     models,
     receipts,
     routing,
@@ -31,6 +32,7 @@ from gateway.routes import (
 )
 from gateway.url_params import refuse_unstorable_params
 from shared.logging import configure_logging
+from shared.metrics import Metrics
 from shared.queue.names import ASYNC_WAITERS_INSTANCE
 from shared.queue.notify import CompletionWaiters
 from shared.resources import open_resources
@@ -42,10 +44,11 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and sc
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()  # this gateway's: the middleware counts into it, GET /metrics serves it
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_resources(settings) as res:
+        async with open_resources(settings, metrics=metrics) as res:
             waiters = CompletionWaiters(res.redis)
             async_waiters = CompletionWaiters(res.redis, instance=ASYNC_WAITERS_INSTANCE)
             await waiters.start()
@@ -69,9 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     for module in (chat, messages, routing, models, files, batches, jobs, receipts, usage, audit, admin, fanout,
-                   health):
+                   health, metrics_route):
         app.include_router(module.router)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, metrics=metrics)
     return app
 
 

@@ -23,10 +23,12 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from gateway.deps import gateway_state
+from gateway.middleware import TENANT_CLASS_KEY
 from shared.auth.key_access import check_not_expired
 from shared.auth.keys import bearer_token, same_secret
 from shared.db.tenants import KeyOwner
 from shared.errors import AuthenticationFailed
+from shared.metrics.labels import TenantClass
 
 _MESSAGE = "Incorrect API key provided. Send 'Authorization: Bearer <key>' with a valid key."
 _KEY_HEADER_MESSAGE = "Incorrect API key provided. Send 'x-api-key: <key>' with a valid key."
@@ -52,6 +54,7 @@ async def _owner(request: Request, token: str | None, message: str) -> KeyOwner:
         raise AuthenticationFailed(message)
     if owner.expires_at is not None:
         check_not_expired(owner.expires_at, res.clock())
+    request.scope[TENANT_CLASS_KEY] = TenantClass.TENANT
     return owner
 
 
@@ -61,6 +64,7 @@ async def require_admin(request: Request) -> None:
     token = bearer_token(request.headers.get("authorization"))
     if expected is None or token is None or not same_secret(token, expected.get_secret_value()):
         raise AuthenticationFailed(_MESSAGE)
+    request.scope[TENANT_CLASS_KEY] = TenantClass.ADMIN
 
 
 Owner = Annotated[KeyOwner, Depends(authenticate)]

@@ -1,6 +1,9 @@
-"""One summary log line per request, with a request id bound for everything logged meanwhile.
+"""One summary log line and one count in the request metrics per request, with a request id bound
+for everything logged meanwhile.
 
-A pure ASGI middleware (no per-request Request object), because it sits on every call.
+A pure ASGI middleware (no per-request Request object), because it sits on every call. The
+metrics' route label is the matched route's template (`/v1/batches/{batch_id}`), never the raw
+path; the tenant class is what authentication found (`TENANT_CLASS_KEY`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.ids import new_id
 from shared.logging import get_logger
+from shared.metrics import Metrics
+from shared.metrics.labels import UNMATCHED_ROUTE, TenantClass
 
 log = get_logger("gateway.access")
 
+# Where authentication leaves the caller's class in the request's scope, for the metrics.
+TENANT_CLASS_KEY = "ainfera.tenant_class"
+
 
 class AccessLog:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +49,10 @@ class AccessLog:
             try:
                 await self.app(scope, receive, send_wrapper)
             finally:
+                elapsed = time.perf_counter() - started
+                route = scope.get("route")
+                self.metrics.request(scope["method"], getattr(route, "path", UNMATCHED_ROUTE), status["code"],
+                                     scope.get(TENANT_CLASS_KEY, TenantClass.ANONYMOUS), elapsed)
                 path = scope.get("path", "")
                 if path not in ("/healthz", "/readyz", "/metrics"):
                     log.info(
@@ -47,5 +60,5 @@ class AccessLog:
                         method=scope.get("method"),
                         path=path,
                         status=status["code"],
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        duration_ms=round(elapsed * 1000, 2),
                     )

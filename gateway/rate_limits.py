@@ -15,7 +15,17 @@ from shared.chat.request import ChatCompletionRequest
 from shared.db.tenants import KeyOwner
 from shared.errors import RateLimited, ServiceUnavailable
 from shared.logging import get_logger
-from shared.rate_limits import Admission, LimitState, Scope, Unit, admit, duration, estimated_tokens, limits_for
+from shared.rate_limits import (
+    Admission,
+    Lane,
+    LimitState,
+    Scope,
+    Unit,
+    admit,
+    duration,
+    estimated_tokens,
+    limits_for,
+)
 from shared.routing.plan import route_request
 from shared.routing.policy import TenantPolicy
 
@@ -43,6 +53,7 @@ async def check_rate_limits(st: GatewayState, owner: KeyOwner, policy: TenantPol
         raise ServiceUnavailable("The rate limiter is unavailable; retry shortly.") from e
     headers = ratelimit_headers(admission.states)
     if admission.refused is not None:
+        st.res.metrics.rate_limited.labels(Lane.INTERACTIVE, admission.refused.scope, admission.refused.unit).inc()
         raise refusal(admission, headers)
     return headers
 

@@ -15,6 +15,7 @@ How the caller sees the events is a `StreamFormat`: OpenAI's here (`OpenAIEvents
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -116,6 +117,7 @@ async def submit_streaming(st: GatewayState, job: DispatchJob, *, include_usage:
     messages = st.waiters.open_stream(job_id)
     handed_on = False
     try:
+        started = time.perf_counter()
         await enqueue_waited(st, job, binder)
         first = await _next(messages, st.res.settings.sync_wait_timeout_s)
         dropped: list[str] = []
@@ -132,6 +134,7 @@ async def submit_streaming(st: GatewayState, job: DispatchJob, *, include_usage:
             return fmt.failed(Outcome.from_message(first.data), job_id)
         headers = stream_headers(job_id)
         if first.kind is Kind.CHUNK:
+            st.res.metrics.stream_first_token.observe(time.perf_counter() - started)
             headers["x-ainfera-model"] = str(orjson.loads(first.data).get("model", ""))
         if dropped:
             headers["x-ainfera-dropped-params"] = ", ".join(dropped)

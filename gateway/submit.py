@@ -8,6 +8,7 @@ cannot be missed; `gateway.waiting` keeps Postgres as the safety net. A sync cal
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from redis.exceptions import RedisError
 
@@ -38,9 +39,12 @@ async def submit_and_wait(st: GatewayState, job: DispatchJob, *, binder: Binder 
     job_id = job.job_id
     future = st.waiters.register(job_id)
     try:
+        started = time.perf_counter()
         await enqueue_waited(st, job, binder)
         outcome = await wait_for_outcome(st.res.db, st.waiters, job_id, future,
                                          timeout_s=settings.sync_wait_timeout_s, recheck_s=settings.waiter_recheck_s)
+        if outcome is not None:
+            st.res.metrics.sync_end_to_end.observe(time.perf_counter() - started)
     finally:
         st.waiters.discard(job_id)
     if outcome is None:

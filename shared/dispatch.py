@@ -253,13 +253,16 @@ async def _call_in_order(res: Resources, job: DispatchJob, call: CallRecord, *, 
         except BudgetExceeded as e:
             if i == len(candidates) - 1 or not call.plan.auto:
                 raise
+            res.metrics.fell_back(cand.provider.name, cand.model.slug)
             call.fallbacks.append({"slug": cand.model.slug, "provider": cand.provider.name,
                                    "error": {"code": e.code, "message": e.message}})
         except UpstreamError as e:
             call.attempts += e.attempts
+            res.metrics.upstream_failed(cand.provider.name, cand.model.slug, e.code, e.attempts)
             last = i == len(candidates) - 1
             if last or not call.plan.auto or not _may_fall_back(e):
                 raise
+            res.metrics.fell_back(cand.provider.name, cand.model.slug)
             call.fallbacks.append(
                 {"slug": cand.model.slug, "provider": cand.provider.name,
                  "error": {"code": e.code, "message": e.message}}
@@ -304,6 +307,7 @@ async def _call_one(res: Resources, cand: Candidate, body: dict[str, Any], call:
     call.dropped = result.dropped
     call.attempts += result.attempts
     call.upstream_latency_ms = round(result.latency_ms)
+    res.metrics.upstream_ok(cand.provider.name, cand.model.slug, result.latency_ms / 1000, result.attempts)
 
 
 def _upstream_span(res: Resources, cand: Candidate, *, streamed: bool) -> AbstractContextManager[Span]:
@@ -334,10 +338,23 @@ async def _commit(res: Resources, job: DispatchJob, commit: Commit | None, on_co
         return replayed
     assert commit is not None
     outcome = Outcome(http_status=commit.http_status, body=commit.body)
+    _count(res, job, commit)
     await on_committed(outcome)
     if call is not None:
         await _learn(res, job, call, commit)
     return outcome
+
+
+def _count(res: Resources, job: DispatchJob, commit: Commit) -> None:
+    """The metrics of a job this attempt committed (once per job, as its receipt)."""
+    r, m = commit.receipt, res.metrics
+    kind = "stream" if job.kind == JobKind.SYNC and job.request is not None and job.request.stream else job.kind
+    m.dispatched(kind, r.status.value, r.error_code)
+    if r.provider and r.model_slug:
+        m.billed(r.provider, r.model_slug, r.cost_usd, r.input_tokens, r.output_tokens)
+    m.appended(commit.event_type)
+    if r.error_code == BudgetExceeded.default_code:
+        m.budget_refusals.labels(kind).inc()
 
 
 async def _learn(res: Resources, job: DispatchJob, call: CallRecord, commit: Commit) -> None:

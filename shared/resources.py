@@ -22,6 +22,7 @@ from shared.db.notifications import CATALOG_CHANNEL, TENANTS_CHANNEL, Notificati
 from shared.db.pool import open_pool
 from shared.db.types import Pool
 from shared.logging import get_logger
+from shared.metrics import Metrics
 from shared.providers.call import withheld_credentials
 from shared.providers.transport import create_http_client
 from shared.routing.learned import LearnedStats, StatsWindow
@@ -49,13 +50,15 @@ class Resources:
     signer: Signer
     group_commit: GroupCommit
     budget_leases: BudgetLeases  # used by workers only
+    metrics: Metrics  # this process's Prometheus metrics
     clock: Callable[[], datetime] = utc_now
     tracing: Tracing = TRACING_OFF
 
 
 @contextlib.asynccontextmanager
 async def open_resources(
-    settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now
+    settings: Settings, *, db_pool_size: int = 20, clock: Callable[[], datetime] = utc_now,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Resources]:
     """Open pools and clients, load the catalog, start listening for changes; close all on exit."""
     withheld = withheld_credentials(settings)
@@ -105,6 +108,6 @@ async def open_resources(
         stack.push_async_callback(budget_leases.close)
         yield Resources(
             settings=settings, db=db, redis=redis, http=http, catalog=catalog, tenants=tenants, stats=stats,
-            signer=signer, group_commit=group_commit, budget_leases=budget_leases, clock=clock,
-            tracing=Tracing.from_settings(settings),
+            signer=signer, group_commit=group_commit, budget_leases=budget_leases,
+            metrics=metrics or Metrics(), clock=clock, tracing=Tracing.from_settings(settings),
         )

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     fanout_pass_rate_floor: float = 0.5  # under it, a run deactivates nothing
     probe_worker_max_jobs: int = 32
 
+    # --- metrics (Prometheus) -------------------------------------------------------------
+    # GET /metrics is open, as Prometheus expects; set this to require `Authorization: Bearer <it>`.
+    metrics_token: SecretStr | None = None
+    # Each worker process serves its own metrics here (0: none); two processes on one host need two ports.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+
     # --- simulated provider --------------------------------------------------------------
     # A fixed answer time for every model (benchmarks); unset: each model's catalog profile.
     sim_latency_ms: float | None = None

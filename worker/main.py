@@ -45,6 +45,8 @@ from shared.jobs import (
     TASKS,
     TaskSpec,
 )
+from shared.metrics.serve import metrics_port
+from shared.metrics.workers import WorkerSlots
 from shared.queue.names import QueueName
 from shared.queue.worker import WakingWorker
 from shared.resources import Resources, open_resources
@@ -128,19 +130,27 @@ def supervisor_config(settings: Settings) -> SupervisorConfig:
 class WorkerSet:
     workers: list[WakingWorker]
     tasks: list[asyncio.Task[None]]
+    metrics_port: int | None = None  # where this process serves its metrics (None: not served)
 
 
 @contextlib.asynccontextmanager
 async def running_workers(settings: Settings, queues: Sequence[QueueName],
                           res: Resources | None = None) -> AsyncIterator[WorkerSet]:
-    """Start a worker per queue in this event loop; on exit let running jobs finish, then stop."""
+    """Start a worker per queue in this event loop; on exit let running jobs finish, then stop.
+    The process's metrics (its slots and arq's job counts included) are served on
+    `worker_metrics_port` when it is set (`WorkerSet.metrics_port`)."""
     async with contextlib.AsyncExitStack() as stack:
         if res is None:
             res = await stack.enter_async_context(open_resources(settings))
         workers = [build_worker(settings, q, res) for q in queues]
+        slots = WorkerSlots(workers)
+        res.metrics.registry.register(slots)
+        stack.callback(res.metrics.registry.unregister, slots)
+        port = stack.enter_context(metrics_port(res.metrics.registry, settings.worker_metrics_host,
+                                                settings.worker_metrics_port))
         tasks = [asyncio.create_task(w.async_run(), name=f"worker:{w.queue_name}") for w in workers]
         try:
-            yield WorkerSet(workers, tasks)
+            yield WorkerSet(workers, tasks, port)
         finally:
             for w in workers:
                 w.handle_sig_wait_for_completion(signal.SIGTERM)

@@ -9,6 +9,7 @@ of the enqueue that carried its trace context (a batch line, fed from Postgres, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -94,12 +95,20 @@ def _outcome_on(span: Span, outcome: Outcome | None) -> None:
         failed(span, str(error.get("code")) if isinstance(error, dict) else str(outcome.http_status))
 
 
+def _waited(res: Resources, ctx: dict[str, Any], queue: str, kind: str) -> None:
+    """Queue wait, from when the job was due (arq's score: its enqueue time unless deferred) to now,
+    for first attempts (a retry's wait includes its backoff)."""
+    if ctx.get("job_try", 1) == 1 and "score" in ctx:
+        res.metrics.waited(queue, kind, time.time() - ctx["score"] / 1000)
+
+
 async def dispatch(ctx: dict[str, Any], **kwargs: Any) -> None:
     """A synchronous call: the request travels in the job (`DispatchJob.to_kwargs`); the waiting
     gateway gets a notice."""
     res = resources(ctx)
     job = DispatchJob.from_kwargs(kwargs)
     job_id = job.job_id
+    _waited(res, ctx, "interactive", "stream" if job.request is not None and job.request.stream else "sync")
     relay = stream_relay(res, job)
 
     async def reply(outcome: Outcome) -> None:
@@ -146,6 +155,7 @@ async def dispatch_stored(ctx: dict[str, Any], *, job_id: str, traceparent: str 
             claimed = await claim_stored_job(conn, job_id)
         if claimed is None:
             return None  # finished, cancelled or expired meanwhile
+        _waited(res, ctx, "batch", claimed.kind)
         if span.is_recording():
             span.set_attributes({"ainfera.job.kind": claimed.kind.value, "ainfera.tenant_id": str(claimed.tenant_id),
                                  "ainfera.job.attempt": claimed.attempt})

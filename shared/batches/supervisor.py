@@ -171,7 +171,10 @@ async def _feed(res: Resources, batches: list[OpenBatch], config: SupervisorConf
             take = min(config.chunk, budget, b.total - progress[b.id])
             try:
                 if throttles.get(b.id):
+                    wanted = take
                     take = await _within_rate_limits(res, throttles[b.id], b.id, progress[b.id], take)
+                    if take < wanted:  # a rate-limit hit: the batch lane, the tenant's or its key's limits
+                        res.metrics.rate_limited.labels(Lane.BATCH, "tenant", "any").inc()
                     if take == 0:  # over its batch rate limits: it waits for a later turn, the tenant's others go on
                         queue.pop(0)
                         if not queue:
@@ -264,4 +267,7 @@ async def _reconcile(res: Resources, config: SupervisorConfig) -> int:
     missing = [jid for jid, here in zip(candidates, present, strict=True) if not here]
     if missing:
         log.warning("stored_jobs_requeued", count=len(missing), redis_lost_data=lost_everything)
-    return await enqueue_stored(res.redis, missing)
+    requeued = await enqueue_stored(res.redis, missing)
+    if requeued:
+        res.metrics.reconciler_requeued.inc(requeued)
+    return requeued

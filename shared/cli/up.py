@@ -96,7 +96,10 @@ def run_up(settings: Settings, *, simulate: str = "auto") -> int:
         procs.append(_spawn(["sim-provider"], env))
     # Synchronous callers get a worker of their own; bulk work runs at a lower CPU priority.
     procs.append(_spawn(["worker", "--queue", "interactive"], env))
-    procs.append(_spawn(["worker", "--queue", "batch", "--queue", "probe"], env))
+    # Each worker process serves its own metrics: the bulk one on the port after the interactive one's.
+    bulk_env = env if not settings.worker_metrics_port else {
+        **env, "AINFERA_WORKER_METRICS_PORT": str(settings.worker_metrics_port + 1)}
+    procs.append(_spawn(["worker", "--queue", "batch", "--queue", "probe"], bulk_env))
     procs.append(_spawn(["gateway"], env))
 
     stopping = False

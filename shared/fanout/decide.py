@@ -118,5 +118,6 @@ async def _switch(res: Resources, run_id: str, model: Model, active: bool, reaso
         await set_model_active(conn, slug, active, stored_reason)
         await append_event(conn, tenant_id=SYSTEM_TENANT, event_type=f"model.{decision['action']}",
                            fields={**decision, "run_id": run_id}, now=res.clock())
+    res.metrics.appended(f"model.{decision['action']}")
     log.warning("model_" + str(decision["action"]), model=slug, reason=reason, run_id=run_id)
     return decision

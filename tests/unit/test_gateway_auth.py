@@ -31,7 +31,7 @@ OWNERS = {
     EXPIRED_KEY: KeyOwner(key_id=UUID(int=3), tenant=OWNER.tenant, expires_at=NOW),
     EXPIRING_KEY: KeyOwner(key_id=UUID(int=4), tenant=OWNER.tenant, expires_at=NOW + timedelta(seconds=1)),
 }
-PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json"}
+PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics"}  # /metrics: open, or its own token
 
 
 class Directory:
