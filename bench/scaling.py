@@ -188,19 +188,19 @@ def main() -> None:
                     top.duplicate += twice
         print(f"simulated provider at 50 ms; wrk; medians of {args.rounds} rounds of {args.seconds:g} s; "
               "both topologies up at once, alternating")
-        print(f"{'topology':<34} {'conc':>4} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'added p50':>9} {'ratio':>6}")
+        print(f"{'topology':<44} {'conc':>4} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'added p50':>9} {'ratio':>6}")
         for conc in args.concurrency:
             base = statistics.median(f[0] for f in tops[0].figures[conc])
             for top in tops:
                 rps, p50, p99 = (statistics.median(f[i] for f in top.figures[conc]) for i in range(3))
-                print(f"{top.name:<34} {conc:>4} {rps:>7.0f} {p50:>7.1f} {p99:>7.1f} "
+                print(f"{top.name:<44} {conc:>4} {rps:>7.0f} {p50:>7.1f} {p99:>7.1f} "
                       f"{p50 - statistics.median(direct[conc]):>9.1f} {rps / base:>6.2f}")
         print("CPU ms per answered call (medians over rounds; Postgres and Redis: all their processes)")
         names = ["gateway", "worker", "postgres", "redis", "haproxy", "pgbouncer"]
-        print(f"{'topology':<34} {'conc':>4} " + " ".join(f"{n:>9}" for n in names))
+        print(f"{'topology':<44} {'conc':>4} " + " ".join(f"{n:>9}" for n in names))
         for conc in args.concurrency:
             for top in tops:
-                print(f"{top.name:<34} {conc:>4} " + " ".join(
+                print(f"{top.name:<44} {conc:>4} " + " ".join(
                     f"{statistics.median(top.cpu[f'{n}@{conc}']):>9.2f}" for n in names))
         for top in tops:
             print(f"{top.name}: {top.answered} answers checked against receipts, lost {top.lost}, "
