@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test test-pgbouncer install services lint unit integration e2e bench schema clean
+.PHONY: up test test-pgbouncer tools install services lint unit integration e2e bench schema clean
 
 # The queue, budget, rate-limit and exactly-once suites again, with the gateway's and workers'
 # pools going through PgBouncer in transaction pooling mode (started by the tests).
@@ -31,12 +31,15 @@ services: install
 up: services
 	$(BIN)/ainfera-dispatch up
 
-test: services lint
+test: services lint tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory test-pgbouncer
 
-test-pgbouncer: services
-	$(BIN)/ainfera-dispatch services --tool pgbouncer
+# The distribution's packages the suite drives: PgBouncer, and Chromium for the console's browser test.
+tools: install
+	$(BIN)/ainfera-dispatch services --tool pgbouncer --tool chromium --tool chromium-driver
+
+test-pgbouncer: services tools
 	AINFERA_TEST_PGBOUNCER=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PGBOUNCER_TESTS)
 
 lint: install

@@ -19,6 +19,7 @@ from gateway.routes import (
     audit,
     batches,
     chat,
+    console,
     fanout,
     files,
     health,
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     for module in (chat, messages, routing, models, files, batches, jobs, receipts, usage, audit, admin, fanout,
-                   health, metrics_route):
+                   health, metrics_route, console):
         app.include_router(module.router)
     app.add_middleware(AccessLog, metrics=metrics)
     return app

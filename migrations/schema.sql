@@ -796,6 +796,8 @@ CREATE INDEX model_probes_model_idx ON public.model_probes USING btree (model_sl
 
 CREATE INDEX models_provider_idx ON public.models USING btree (provider);
 
+CREATE INDEX receipts_created_brin ON public.receipts USING brin (created_at);
+
 CREATE INDEX receipts_model_created_idx ON public.receipts USING btree (model_slug, created_at) WHERE (status = 'succeeded'::text);
 
 CREATE INDEX receipts_tenant_created_idx ON public.receipts USING btree (tenant_id, created_at);

@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ainfera-dispatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     services = sub.add_parser("services", help="make sure Postgres and Redis answer (start or install local ones)")
-    services.add_argument("--tool", action="append", choices=["pgbouncer"],
-                          help="also make sure this program is installed (from the distribution's packages)")
+    services.add_argument("--tool", action="append", choices=["pgbouncer", "chromium", "chromium-driver"],
+                          help="also make sure this package is installed (from the distribution's packages)")
     sub.add_parser("migrate", help="create the database if needed and apply pending migrations")
     sub.add_parser("seed-catalog", help="upsert the researched catalog (17 providers, 130 models)")
     sub.add_parser("schema", help="rewrite migrations/schema.sql from a scratch database the migrations build")

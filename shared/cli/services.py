@@ -89,8 +89,14 @@ def ensure_services(database_url: str, redis_url: str) -> int:
     return problems
 
 
-def ensure_tool(program: str) -> bool:
-    """`program` is on this machine (installed from the distribution's package of that name when not)."""
+# The distribution's packages the test suite drives, and the program each installs.
+TOOLS = {"pgbouncer": "pgbouncer", "chromium": "chromium", "chromium-driver": "chromedriver"}
+
+
+def ensure_tool(package: str) -> bool:
+    """The program of `package` (see TOOLS) is on this machine, installed from the distribution's
+    package when it is not."""
+    program = TOOLS[package]
     if shutil.which(program) or os.path.exists(f"/usr/sbin/{program}"):
         return True
-    return _apt_install(program)
+    return _apt_install(package)

@@ -31,7 +31,8 @@ OWNERS = {
     EXPIRED_KEY: KeyOwner(key_id=UUID(int=3), tenant=OWNER.tenant, expires_at=NOW),
     EXPIRING_KEY: KeyOwner(key_id=UUID(int=4), tenant=OWNER.tenant, expires_at=NOW + timedelta(seconds=1)),
 }
-PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics"}  # /metrics: open, or its own token
+PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics",  # /metrics: open, or its own token
+          "/console", "/console/console.js"}  # the console page and script hold no data
 
 
 class Directory:
