@@ -58,9 +58,11 @@ async def test_all_dependencies_up(settings: Settings):
     assert all(d["latency_ms"] >= 0 for d in deps.values())
 
 
-async def test_redis_down_is_503_naming_redis_and_recovers(settings: Settings):
-    async with flaky_proxy(*_target(settings.redis_url)) as proxy:
-        via = settings.model_copy(update={"redis_url": _through(settings.redis_url, proxy.port)})
+@pytest.mark.parametrize(("dependency", "setting"), [("redis", "redis_url"), ("postgres", "database_url")])
+async def test_a_dependency_down_is_503_naming_it_and_recovers(settings: Settings, dependency: str, setting: str):
+    url = getattr(settings, setting)
+    async with flaky_proxy(*_target(url)) as proxy:
+        via = settings.model_copy(update={setting: _through(url, proxy.port)})
         async with running_gateway(via) as client:
             await ready_within(client, 200)
             proxy.cut()
@@ -68,27 +70,11 @@ async def test_redis_down_is_503_naming_redis_and_recovers(settings: Settings):
             assert r.status_code == 503
             body = r.json()
             assert body["status"] == "not_ready"
-            assert body["dependencies"]["redis"]["state"] == "down" and body["dependencies"]["redis"]["error"]
-            assert body["checks"]["redis"].startswith("unavailable (")
-            assert {n for n, d in body["dependencies"].items() if d["state"] == "up"} == DEPENDENCIES - {"redis"}
+            assert body["dependencies"][dependency]["state"] == "down" and body["dependencies"][dependency]["error"]
+            assert body["checks"][dependency].startswith("unavailable (")
+            assert {n for n, d in body["dependencies"].items() if d["state"] == "up"} == DEPENDENCIES - {dependency}
             proxy.restore()
-            assert (await ready_within(client, 200))["dependencies"]["redis"]["state"] == "up"
-
-
-async def test_postgres_down_is_503_naming_postgres_and_recovers(settings: Settings):
-    async with flaky_proxy(*_target(settings.database_url)) as proxy:
-        via = settings.model_copy(update={"database_url": _through(settings.database_url, proxy.port)})
-        async with running_gateway(via) as client:
-            await ready_within(client, 200)
-            proxy.cut()
-            r = await client.get("/readyz")
-            assert r.status_code == 503
-            body = r.json()
-            assert body["dependencies"]["postgres"]["state"] == "down"
-            assert body["checks"]["postgres"].startswith("unavailable (")
-            assert {n for n, d in body["dependencies"].items() if d["state"] == "up"} == DEPENDENCIES - {"postgres"}
-            proxy.restore()
-            assert (await ready_within(client, 200))["dependencies"]["postgres"]["state"] == "up"
+            assert (await ready_within(client, 200))["dependencies"][dependency]["state"] == "up"
 
 
 async def test_an_empty_catalog_is_not_ready(settings: Settings):
