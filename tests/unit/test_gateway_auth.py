@@ -58,7 +58,7 @@ def test_every_api_route_checks_its_url_then_a_tenant_key_or_the_admin_key_first
         first = [d.call for d in route.dependant.dependencies][:2]
         if route.path in PUBLIC:
             assert first == [refuse_unstorable_params], route.path
-        elif route.path.startswith("/v1/admin/"):
+        elif route.path.startswith("/v1/admin/") or route.path == "/console/data":
             assert first == [refuse_unstorable_params, require_admin], route.path
         elif route.path.startswith("/v1/messages"):  # Anthropic's x-api-key, or the bearer key
             assert first == [refuse_unstorable_params, authenticate_key_header], route.path
