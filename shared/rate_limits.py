@@ -51,10 +51,14 @@ class Limit:
     per_minute: int
     owner_id: UUID
     lane: Lane = Lane.INTERACTIVE
+    tenant_id: UUID | None = None  # the tenant it belongs to (a key's limit: its tenant); None: the owner
 
     @property
     def redis_key(self) -> str:
-        return f"{KEY_PREFIX}:{self.lane}:{self.scope}:{self.owner_id}:{self.unit}"
+        """The bucket's key. Its hash tag is the tenant, so every limit one call is checked against
+        (the tenant's and its key's) lives in one Redis Cluster slot and one script can take them all."""
+        tag = self.tenant_id or self.owner_id
+        return f"{KEY_PREFIX}:{{{tag}}}:{self.lane}:{self.scope}:{self.owner_id}:{self.unit}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +92,9 @@ def limits_for(tenant_id: UUID, tenant: RateLimits, key_id: UUID | None, key: Ra
         else:
             rpm, tpm = limits.batch_requests_per_minute, limits.batch_tokens_per_minute
         if rpm:
-            found.append(Limit(scope, Unit.REQUESTS, rpm, owner, lane))
+            found.append(Limit(scope, Unit.REQUESTS, rpm, owner, lane, tenant_id))
         if tpm:
-            found.append(Limit(scope, Unit.TOKENS, tpm, owner, lane))
+            found.append(Limit(scope, Unit.TOKENS, tpm, owner, lane, tenant_id))
     return found
 
 

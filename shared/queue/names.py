@@ -51,7 +51,11 @@ ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)
 
 # --- keys of the layers above the queue ----------------------------------------------------------
 
-STATS_PREFIX = "ainfera:stats"  # learned routing statistics (shared/routing/learned.py)
+# Learned routing statistics (shared/routing/learned.py). One hash tag for all of them: the script
+# that records a sample updates a model's window and the published medians together, so on a
+# Redis Cluster they must share a slot.
+STATS_PREFIX = "ainfera:{stats}"
+STATS_OLD_PREFIX = "ainfera:stats"  # before the hash tag: what a rebuild still clears
 HELD_PREFIX = "ainfera:held:"  # commits a job could not write, for its next attempt (shared/commit.py)
 STREAM_CANCEL_PREFIX = "ainfera:stream-cancel:"  # a streamed job whose caller left (shared/queue/stream_relay.py)
 SUPERVISOR_LOCK_KEY = "ainfera:batch-supervisor:lock"  # one supervisor tick at a time

@@ -27,7 +27,7 @@ from shared.db import TRANSIENT_DB_ERRORS
 from shared.db.stats import recent_latencies, recent_ratios
 from shared.db.types import Pool
 from shared.logging import get_logger
-from shared.queue.names import STATS_PREFIX
+from shared.queue.names import STATS_OLD_PREFIX, STATS_PREFIX
 from shared.routing.candidates import RoutingStats, latency_key
 
 log = get_logger(__name__)
@@ -210,8 +210,8 @@ class LearnedStats:
                 ratios = await recent_ratios(conn, slugs, self._window.size, self._window.tenant_share)
                 latencies = await recent_latencies(conn, slugs, self._window.size, self._window.tenant_share)
             async with self._redis.pipeline(transaction=True) as pipe:
-                stale = [k for pattern in (ratios_key("*"), latencies_key("*"), f"{PREFIX}:samples:*")
-                         async for k in self._redis.scan_iter(match=pattern, count=1000)]  # samples: the old layout
+                stale = [k for pattern in (ratios_key("*"), latencies_key("*"), f"{STATS_OLD_PREFIX}:*")
+                         async for k in self._redis.scan_iter(match=pattern, count=1000)]  # and older layouts
                 pipe.delete(RATIO_HASH, LATENCY_HASH, *stale)
                 for slug, rows in ratios.items():
                     samples = window_of(ratio_samples(rows), self._window)

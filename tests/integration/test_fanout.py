@@ -59,8 +59,8 @@ async def test_a_clean_run_passes_every_row_and_bills_nobody(settings, sim, redi
         assert len(models["data"]) >= 40
     assert await sql(settings, "SELECT id FROM receipts") == []
     assert await sql(settings, "SELECT id FROM jobs") == []
-    assert await redis_flushed.keys("ainfera:stats:ratios:*") == []
-    assert await redis_flushed.keys("ainfera:stats:latencies:*") == []
+    assert await redis_flushed.keys("ainfera:{stats}:ratios:*") == []
+    assert await redis_flushed.keys("ainfera:{stats}:latencies:*") == []
     stats = (await sim.get("/_sim/stats")).json()
     assert stats["total"] == 130
 
