@@ -84,7 +84,9 @@ async def test_one_tenants_flood_does_not_bend_the_ratio_others_see_and_a_rebuil
                         if v.split()[0].decode() != attacker)
         assert len(others) == 9 and others[0] <= bent <= others[-1]
 
+        latency = (await res.stats.refresh()).latency_ms[SLUG]
         await redis_flushed.delete(READY_KEY, RATIO_HASH, LATENCY_HASH)
         rebuilt = await res.stats.refresh()
         assert rebuilt.output_ratios[SLUG] == pytest.approx(bent)
-        assert rebuilt.latency_ms[SLUG] > 0
+        # The same latency again (a fast simulator may answer within a millisecond: 0 is a value).
+        assert rebuilt.latency_ms[SLUG] == pytest.approx(latency)
