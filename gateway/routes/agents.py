@@ -6,6 +6,7 @@ cards, Annex IV export), never a bare 404. Errors here have Ainfera's flat shape
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -79,7 +80,7 @@ async def retrieve_spend_policy(request: Request, owner: Owner, agent_id: str) -
 
 
 _KEYS = "agents are the tenant's API keys, made by the operator with POST /v1/admin/tenants/{id}/keys"
-_UNSUPPORTED: tuple[tuple[str, str, str, str], ...] = (
+UNSUPPORTED: tuple[tuple[str, str, str, str], ...] = (
     ("POST", "/v1/agents/signup", "Agent signup", _KEYS),
     ("POST", "/v1/agents/register", "Agent registration", _KEYS),
     ("POST", "/v1/agents/install-from-local", "Installing agents from manifests", _KEYS),
@@ -96,12 +97,12 @@ _UNSUPPORTED: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _unsupported_route(feature: str, why: str) -> object:
+def _unsupported_route(feature: str, why: str) -> Callable[[], Awaitable[JSONResponse]]:
     async def unsupported() -> JSONResponse:
         raise NotSupported(feature, why)
     return unsupported
 
 
-for _method, _path, _feature, _why in _UNSUPPORTED:
-    router.add_api_route(_path, _unsupported_route(_feature, _why), methods=[_method],  # type: ignore[arg-type]
-                         include_in_schema=True, summary=f"{_feature}: not supported (501)")
+for _method, _path, _feature, _why in UNSUPPORTED:
+    router.add_api_route(_path, _unsupported_route(_feature, _why), methods=[_method],
+                         summary=f"{_feature}: not supported (501)")
