@@ -5,6 +5,7 @@ the receipt, and the audit chain walked and verified."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from ainfera import (
     AinferaClient,
     APIError,
+    AsyncAinferaClient,
     InferenceResponse,
     ModelUnavailable,
     SpendPolicyExceeded,
@@ -117,3 +119,16 @@ def test_unsupported_calls_are_501_naming_the_feature(client, agent_key):
         with pytest.raises(APIError) as e:
             call()
         assert e.value.status_code == 501 and feature in str(e.value)
+
+
+def test_the_async_client_runs_the_same_calls(system, agent_key):
+    async def run() -> None:
+        async with AsyncAinferaClient(api_key=agent_key["api_key"], base_url=system.base_url) as aclient:
+            agent = await aclient.agents.retrieve(agent_key["id"])
+            answer = await agent.inference(model=PINNED, messages=HELLO, max_tokens=32)
+            assert answer.model_used == PINNED and answer.content
+            receipt = await aclient.receipts.retrieve(answer.receipt_id)
+            assert receipt.inference_id == answer.inference_id
+            assert await agent.audit_chain.verify() is True
+
+    asyncio.run(run())
