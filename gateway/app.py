@@ -16,6 +16,7 @@ from gateway.openapi import install_openapi
 from gateway.responses import JSONResponse
 from gateway.routes import (
     admin,
+    agents,
     audit,
     batches,
     chat,
@@ -23,6 +24,7 @@ from gateway.routes import (
     fanout,
     files,
     health,
+    inference,
     jobs,
     messages,
     metrics_route,
@@ -72,8 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app)
-    for module in (chat, messages, routing, models, files, batches, jobs, receipts, usage, audit, admin, fanout,
-                   health, metrics_route, console):
+    for module in (chat, messages, inference, agents, routing, models, files, batches, jobs, receipts, usage, audit,
+                   admin, fanout, health, metrics_route, console):
         app.include_router(module.router)
     app.add_middleware(AccessLog, metrics=metrics)
     return app

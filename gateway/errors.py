@@ -1,5 +1,7 @@
 """The one place errors become HTTP responses, never a traceback: the OpenAI envelope, or on the
-Messages routes (`/v1/messages...`) Anthropic's error shape (`shared/anthropic_api/errors.py`)."""
+Messages routes (`/v1/messages...`) Anthropic's error shape (`shared/anthropic_api/errors.py`), or
+on Ainfera's own routes (`/v1/inference`, `/v1/agents...`, `/v1/wallets...`, `/v1/ledger...`) its
+flat shape (`shared/ainfera_api/errors.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.responses import JSONResponse
+from shared.ainfera_api.errors import flat_body
 from shared.anthropic_api.errors import anthropic_status, error_body
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.errors import (
@@ -36,6 +39,15 @@ def speaks_anthropic(path: str) -> bool:
     return path == MESSAGES_PATH or path.startswith(MESSAGES_PATH + "/")
 
 
+AINFERA_PATHS = ("/v1/inference", "/v1/agents", "/v1/wallets", "/v1/ledger")
+
+
+def speaks_ainfera(path: str) -> bool:
+    """True for the routes of Ainfera's own API, which answer errors in its flat shape."""
+    return any(path == p or path.startswith(p + "/") for p in AINFERA_PATHS) or (
+        path.startswith("/v1/audit/") and path.endswith("/annex-iv"))
+
+
 def error_response(err: AinferaError, headers: dict[str, str] | None = None, *, path: str = "") -> JSONResponse:
     """`err` as the API at `path` reports errors (OpenAI's envelope unless it is a Messages route)."""
     hdrs = {**err.headers(), **(headers or {})}
@@ -44,6 +56,8 @@ def error_response(err: AinferaError, headers: dict[str, str] | None = None, *, 
     if speaks_anthropic(path):
         return JSONResponse(error_body(err.status, err.message), status_code=anthropic_status(err.status),
                             headers=hdrs)
+    if speaks_ainfera(path):
+        return JSONResponse(flat_body(err), status_code=err.status, headers=hdrs)
     return JSONResponse(err.envelope(), status_code=err.status, headers=hdrs)
 
 
@@ -68,8 +82,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if speaks_anthropic(req.url.path):
             return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
                                 headers=headers)
-        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error",
-                          "code": _HTTP_CODES.get(exc.status_code, "http_error"), "param": None}}
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        if speaks_ainfera(req.url.path):
+            return JSONResponse({"error": code, "code": code, "message": str(exc.detail),
+                                 "type": "invalid_request_error", "param": None},
+                                status_code=exc.status_code, headers=headers)
+        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error", "code": code, "param": None}}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     async def on_unavailable(req: Request, exc: Exception) -> JSONResponse:

@@ -68,6 +68,12 @@ class BudgetExceeded(AinferaError):
     type = "insufficient_quota"
     default_code = "budget_exceeded"
 
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 reason: str | None = None, budget: str | None = None) -> None:
+        super().__init__(message, code=code, param=param)
+        self.reason = reason  # `per_call_cap_exceeded`, `daily_cap_exceeded` or `monthly_cap_exceeded`
+        self.budget = budget  # the budget that refused, e.g. `key.daily_budget_usd`
+
 
 class PermissionDenied(AinferaError):
     status = 403

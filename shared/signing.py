@@ -2,7 +2,7 @@
 with the public keys we publish at `/.well-known/jwks.json`.
 
 The rule, for an object `o` carrying a `signature` member:
-    signature.value = base64url(Ed25519-sign(canonical_json(o without "signature")))
+    signature.value = base64url(Ed25519-sign(canonical_json(o without "signature" and its aliases)))
     signature.kid   = the RFC 7638 thumbprint of the signing key's JWK
 with canonical JSON as the audit chain defines it (sorted keys, "," and ":", UTF-8).
 Key rotation: the current key signs; retired keys stay in the JWKS so older signatures
@@ -53,8 +53,13 @@ def jwk(key: Ed25519PublicKey) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": thumbprint, "use": "sig", "alg": ALG}
 
 
+# Members a receipt carries for the `ainfera` SDK that restate signed ones (`id`, `job_id`, the
+# tenant's chain): outside the signature, so receipts signed before they existed still verify.
+ALIASES = frozenset({"receipt_id", "inference_id", "audit_url"})
+
+
 def unsigned(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k != "signature"}
+    return {k: v for k, v in obj.items() if k != "signature" and k not in ALIASES}
 
 
 @dataclass(frozen=True)

@@ -60,4 +60,9 @@ def job_event(call: CallRecord, receipt: Receipt, request: ChatCompletionRequest
                             "usage_estimated": receipt.usage_estimated}
     if receipt.status is ReceiptStatus.SUCCEEDED:
         return ROUTED, fields
-    return (REJECTED if isinstance(call.error, BudgetExceeded) else FAILED), fields
+    if isinstance(call.error, BudgetExceeded):
+        if call.error.reason is not None:
+            fields["reason"] = call.error.reason  # which cap refused: per_call_cap_exceeded, daily_cap_exceeded...
+            fields["budget"] = call.error.budget
+        return REJECTED, fields
+    return FAILED, fields

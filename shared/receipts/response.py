@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.chat.functions import as_legacy_functions
 from shared.chat.request import ChatCompletionRequest
+from shared.errors import BudgetExceeded
 from shared.receipts.call import CallRecord, Charge
 from shared.receipts.types import money
 
@@ -50,6 +51,8 @@ def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_m
         meta["decision_log"] = call.decision_log
     if not call.succeeded:
         assert call.error is not None
+        if isinstance(call.error, BudgetExceeded) and call.error.reason is not None:
+            meta["refusal"] = {"reason": call.error.reason, "budget": call.error.budget}
         return call.error.status, {**call.error.envelope(), "ainfera": meta}
     assert completion is not None and served is not None
     return 200, {

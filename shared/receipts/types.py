@@ -99,12 +99,13 @@ class Receipt:
     def public(self) -> dict[str, Any]:
         """The API shape (money as decimal strings, the canonical slug as `model`), with its signature.
 
-        The signature covers exactly this object without its `signature` member (shared/signing.py).
+        The signature covers exactly this object without its `signature` member and the aliases the
+        `ainfera` SDK reads (`receipt_id`, `inference_id`, `audit_url`: shared/signing.py).
         """
         body = self._unsigned()
         if self.signature is not None:
             body["signature"] = {"alg": "EdDSA", "kid": self.signing_kid, "value": self.signature}
-        return body
+        return {**body, "receipt_id": self.id, "inference_id": self.job_id, "audit_url": f"/v1/audit/{self.tenant_id}"}
 
     def _unsigned(self) -> dict[str, Any]:
         body: dict[str, Any] = {

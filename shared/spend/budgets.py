@@ -72,7 +72,7 @@ def check_per_call(budgets: Budgets, worst_case: float, slug: str) -> None:
         raise BudgetExceeded(
             f"The worst-case cost of this call on '{slug}' is ${worst_case:.6f} (its input and max_tokens at catalog "
             f"prices), over the ${cap:g} per-call cap ({budgets.per_call_source}). Lower max_tokens, or use a "
-            "cheaper model.", param="max_tokens")
+            "cheaper model.", param="max_tokens", reason="per_call_cap_exceeded", budget=budgets.per_call_source)
 
 
 async def reserve(conn: Connection, *, job_id: str, tenant_id: UUID, key_id: UUID | None, amount_usd: float,
@@ -86,7 +86,13 @@ async def reserve(conn: Connection, *, job_id: str, tenant_id: UUID, key_id: UUI
         raise BudgetExceeded(
             f"This call's worst-case cost of ${amount_usd:.6f} does not fit the {refused['name']} of "
             f"${float(refused['limit']):g}: ${left:.6f} is left. Lower max_tokens, wait for the next period, or "
-            "ask for a larger budget.", param=None)
+            "ask for a larger budget.", param=None, reason=_cap_reason(refused["name"]),
+            budget=refused["name"])
+
+
+def _cap_reason(name: str) -> str:
+    """The audit reason for a refusing budget's name (`key.daily_budget_usd` -> `daily_cap_exceeded`)."""
+    return "daily_cap_exceeded" if name.endswith(".daily_budget_usd") else "monthly_cap_exceeded"
 
 
 async def budget_left(conn: Connection, *, tenant_id: UUID, key_id: UUID | None, budgets: Budgets,

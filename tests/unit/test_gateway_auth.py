@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from gateway.app import create_app
 from gateway.auth import authenticate, authenticate_key_header, require_admin
 from gateway.deps import GatewayState
+from gateway.routes.agents import UNSUPPORTED
 from gateway.url_params import refuse_unstorable_params
 from shared.db.tenants import KeyOwner, TenantRow
 from shared.settings import Settings
@@ -32,7 +33,10 @@ OWNERS = {
     EXPIRING_KEY: KeyOwner(key_id=UUID(int=4), tenant=OWNER.tenant, expires_at=NOW + timedelta(seconds=1)),
 }
 PUBLIC = {"/healthz", "/readyz", "/.well-known/jwks.json", "/metrics",  # /metrics: open, or its own token
-          "/console", "/console/console.js"}  # the console page and script hold no data
+          "/console", "/console/console.js",  # the console page and script hold no data
+          # Ainfera SDK calls this gateway does not serve: a 501 naming the feature, with or without a key
+          # (the SDK's signup sends none), and nothing else.
+          *(path for _, path, _, _ in UNSUPPORTED)}
 
 
 class Directory:
