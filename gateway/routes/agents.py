@@ -19,7 +19,7 @@ from gateway.responses import JSONResponse
 from shared.ainfera_api.agents import agent_object, parse_policy, spend_policy_object
 from shared.ainfera_api.errors import NotSupported
 from shared.auth.directory import bump_key_version
-from shared.db.tenants import ApiKeyRow, KeyOwner, get_api_key, update_api_key
+from shared.db.tenants import ApiKeyRow, KeyOwner, get_api_key, set_agent_policy
 from shared.db.types import Connection
 from shared.errors import NotFound
 
@@ -53,7 +53,7 @@ async def _set_policy(request: Request, owner: KeyOwner, agent_id: str, *, repla
     change = parse_policy(await read_json(request, POLICY_BODY_LIMIT), replace=replace)
     async with res.db.acquire() as conn, conn.transaction():
         key = await tenant_key(conn, owner, agent_id)
-        row = await update_api_key(conn, owner.tenant.id, key.id, settings=change.apply(key.settings))
+        row = await set_agent_policy(conn, owner.tenant.id, key.id, change.apply(key.settings))
     assert row is not None  # the key was read in this transaction
     await bump_key_version(res.redis)  # every gateway re-reads its keys
     res.tenants.clear()  # this one at once: the next call is held to the new caps

@@ -16,8 +16,11 @@ from shared.errors import InvalidRequest
 # Ainfera's own ranges for the drain-proof caps, in USD (its manifest schema).
 RANGES = {"per_call_cap_usd": (Decimal("0.001"), Decimal("100")),
           "daily_cap_usd": (Decimal("0.01"), Decimal("10000"))}
-# Each cap is stored as the key's own limit of the same meaning (`shared/routing/limits.py`).
+# Each cap is stored in the key's settings under `agent_policy`, as the limit of the same meaning
+# (`shared/routing/limits.py`), apart from what the tenant's admin set: an agent's own caps only
+# tighten the admin's (`KeySettings.from_json`), so a key can never lift a cap it was given.
 STORED_AS = {"per_call_cap_usd": "max_cost_per_call_usd", "daily_cap_usd": "daily_budget_usd"}
+POLICY_KEY = "agent_policy"
 _MAX_TEXT = 40  # a decimal amount is never longer
 
 
@@ -27,15 +30,16 @@ class PolicyChange:
 
     caps: dict[str, Decimal | None]
 
-    def apply(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """The key's settings with these caps changed; every other setting kept."""
-        out = dict(settings)
+    def apply(self, settings: dict[str, Any]) -> dict[str, Any] | None:
+        """The key's new agent policy (None: no cap left) from its settings and these changes."""
+        current = settings.get(POLICY_KEY)
+        out = dict(current) if isinstance(current, dict) else {}
         for name, value in self.caps.items():
             if value is None:
                 out.pop(STORED_AS[name], None)
             else:
                 out[STORED_AS[name]] = float(value)
-        return out
+        return out or None
 
 
 def _amount(name: str, value: Any) -> Decimal | None:
@@ -79,9 +83,14 @@ def _money(value: Any) -> str | None:
 
 
 def spend_policy_object(settings: dict[str, Any]) -> dict[str, Any]:
-    policy = {name: _money(settings.get(stored)) for name, stored in STORED_AS.items()}
-    return {"spend_policy": policy,
-            "drain_proof_status": "protected" if any(v is not None for v in policy.values()) else "unprotected"}
+    """The agent's own caps; `drain_proof_status` is `protected` when the key has any cap at all
+    (its own, or one its tenant's admin set)."""
+    own = settings.get(POLICY_KEY)
+    own = own if isinstance(own, dict) else {}
+    policy = {name: _money(own.get(stored)) for name, stored in STORED_AS.items()}
+    admin = any(settings.get(stored) is not None for stored in STORED_AS.values())
+    protected = admin or any(v is not None for v in policy.values())
+    return {"spend_policy": policy, "drain_proof_status": "protected" if protected else "unprotected"}
 
 
 def agent_object(key: ApiKeyRow, now: datetime) -> dict[str, Any]:

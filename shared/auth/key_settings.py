@@ -4,12 +4,12 @@ tighten the tenant's (`shared/routing/limits.py`). Validated when set, with the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from shared.routing.limits import Limits, LimitsDocument
+from shared.routing.limits import Limits, LimitsDocument, tightest
 
 MAX_ALLOWED_MODELS = 500
 
@@ -33,7 +33,15 @@ class KeySettings:
 
     @staticmethod
     def from_json(data: Mapping[str, Any] | None) -> KeySettings:
+        """`agent_policy` holds the key's own caps (set through the agents API); they only tighten
+        what the tenant's admin set on the key, never loosen it."""
         data = data or {}
         allowed = data.get("allowed_models")
-        return KeySettings(allowed_models=frozenset(allowed) if allowed is not None else None,
-                           limits=Limits.from_json(data))
+        limits = Limits.from_json(data)
+        own = data.get("agent_policy")
+        if isinstance(own, Mapping):
+            mine = Limits.from_json(own)
+            limits = replace(limits,
+                             max_cost_per_call_usd=tightest(limits.max_cost_per_call_usd, mine.max_cost_per_call_usd),
+                             daily_budget_usd=tightest(limits.daily_budget_usd, mine.daily_budget_usd))
+        return KeySettings(allowed_models=frozenset(allowed) if allowed is not None else None, limits=limits)

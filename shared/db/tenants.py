@@ -99,6 +99,13 @@ async def update_api_key(conn: Connection, tenant_id: UUID, key_id: UUID, *, nam
     return _key_row(r) if r else None
 
 
+async def set_agent_policy(conn: Connection, tenant_id: UUID, key_id: UUID,
+                           policy: dict[str, Any] | None) -> ApiKeyRow | None:
+    """Set (None: remove) the key's own caps, `settings.agent_policy`, leaving the admin's settings."""
+    r = await conn.fetchrow(q("tenants", "set_agent_policy"), key_id, tenant_id, policy)
+    return _key_row(r) if r else None
+
+
 async def revoke_api_key(conn: Connection, tenant_id: UUID, key_id: UUID) -> ApiKeyRow | None:
     r = await conn.fetchrow(q("tenants", "revoke_api_key"), key_id, tenant_id)
     return _key_row(r) if r else None

@@ -141,6 +141,27 @@ async def test_spend_policy_post_replaces_and_patch_changes(system):
     flat_error(await client.patch(url, json={}, headers=auth), 400, "invalid_value")
 
 
+async def test_a_key_cannot_lift_a_cap_its_admin_set_and_the_admin_keeps_the_keys_own(system):
+    client, auth, tenant_id, agent_id = system
+    admin_url = f"/v1/admin/tenants/{tenant_id}/keys/{agent_id}"
+    r = await client.patch(admin_url, json={"settings": {"max_cost_per_call_usd": 0.001}}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    # The key sets a looser cap of its own (and clears every cap it can): the admin's still holds.
+    for policy in ({"per_call_cap_usd": 100}, {}):
+        r = await client.post(f"/v1/agents/{agent_id}/spend-policy", json=policy, headers=auth)
+        assert r.status_code == 200 and r.json()["drain_proof_status"] == "protected", r.text
+        big = {**BODY, "model": "gpt-4.1@openai", "max_tokens": 8000}
+        refused = flat_error(await client.post("/v1/inference", json=big, headers=auth), 403, "spend_policy_exceeded")
+        assert refused["budget"] == "key.max_cost_per_call_usd"
+    # The key's own, tighter cap is kept when the admin changes the key's settings.
+    await client.post(f"/v1/agents/{agent_id}/spend-policy", json={"daily_cap_usd": 0.01}, headers=auth)
+    r = await client.patch(admin_url, json={"settings": {"allowed_models": [PINNED, "gpt-4.1@openai"]}},
+                           headers=ADMIN)
+    assert r.status_code == 200, r.text
+    policy = (await client.get(f"/v1/agents/{agent_id}/spend-policy", headers=auth)).json()["spend_policy"]
+    assert policy == {"per_call_cap_usd": None, "daily_cap_usd": "0.01"}
+
+
 async def test_the_agents_caps_refuse_with_403_and_the_tenants_with_402(system, settings):
     client, auth, tenant_id, agent_id = system
     await client.post(f"/v1/agents/{agent_id}/spend-policy", json={"per_call_cap_usd": 0.001}, headers=auth)

@@ -18,9 +18,9 @@ from shared.jobs import Outcome
 def test_policy_amounts_are_decimals_within_ainferas_ranges():
     change = parse_policy({"per_call_cap_usd": "1.50", "daily_cap_usd": 10_000}, replace=True)
     assert change.caps == {"per_call_cap_usd": Decimal("1.50"), "daily_cap_usd": Decimal(10_000)}
+    # The key's own policy, apart from what its admin set (which it never changes).
     assert change.apply({"allowed_models": ["a@b"], "monthly_budget_usd": 5.0}) == {
-        "allowed_models": ["a@b"], "monthly_budget_usd": 5.0, "max_cost_per_call_usd": 1.5,
-        "daily_budget_usd": 10_000.0}
+        "max_cost_per_call_usd": 1.5, "daily_budget_usd": 10_000.0}
     for low_or_high in ({"per_call_cap_usd": "0.0009"}, {"per_call_cap_usd": 100.001}, {"daily_cap_usd": 0.009},
                         {"daily_cap_usd": "-1"}, {"daily_cap_usd": "nan"}, {"daily_cap_usd": float("inf")}):
         with pytest.raises(InvalidRequest):
@@ -31,13 +31,27 @@ def test_post_clears_what_it_does_not_name_and_patch_keeps_it():
     assert parse_policy({"daily_cap_usd": 1}, replace=True).caps == {"per_call_cap_usd": None,
                                                                       "daily_cap_usd": Decimal(1)}
     assert parse_policy({"daily_cap_usd": 1}, replace=False).caps == {"daily_cap_usd": Decimal(1)}
-    assert parse_policy({"daily_cap_usd": None}, replace=False).apply({"daily_budget_usd": 3.0}) == {}
+    clear = parse_policy({"daily_cap_usd": None}, replace=False)
+    assert clear.apply({"agent_policy": {"daily_budget_usd": 3.0}}) is None  # no cap of its own left
+    assert clear.apply({"agent_policy": {"daily_budget_usd": 3.0, "max_cost_per_call_usd": 1.0}}) == {
+        "max_cost_per_call_usd": 1.0}
 
 
 def test_policy_object_shows_decimal_strings_and_protection():
-    assert spend_policy_object({"max_cost_per_call_usd": 0.001}) == {
+    assert spend_policy_object({"agent_policy": {"max_cost_per_call_usd": 0.001}}) == {
         "spend_policy": {"per_call_cap_usd": "0.001", "daily_cap_usd": None}, "drain_proof_status": "protected"}
+    # A cap the admin set protects the key too, though it is not the agent's own to show or change.
+    assert spend_policy_object({"daily_budget_usd": 5.0}) == {
+        "spend_policy": {"per_call_cap_usd": None, "daily_cap_usd": None}, "drain_proof_status": "protected"}
     assert spend_policy_object({})["drain_proof_status"] == "unprotected"
+
+
+def test_a_keys_own_caps_only_tighten_what_its_admin_set():
+    from shared.auth.key_settings import KeySettings
+
+    limits = KeySettings.from_json({"max_cost_per_call_usd": 0.01, "daily_budget_usd": 5.0,
+                                    "agent_policy": {"max_cost_per_call_usd": 50.0, "daily_budget_usd": 1.0}}).limits
+    assert (limits.max_cost_per_call_usd, limits.daily_budget_usd) == (0.01, 1.0)
 
 
 def test_flat_errors_carry_what_the_sdk_reads():

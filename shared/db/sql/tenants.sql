@@ -33,7 +33,20 @@ SELECT id, tenant_id, key_prefix, name, created_at, expires_at, revoked_at, sett
 UPDATE api_keys
    SET name = CASE WHEN $6 THEN $3 ELSE name END,
        expires_at = CASE WHEN $7 THEN $4 ELSE expires_at END,
-       settings = CASE WHEN $8 THEN $5 ELSE settings END
+       -- The admin's settings replace the admin's; the key's own agent policy (set through
+       -- /v1/agents/{id}/spend-policy) is kept: each side changes only its own caps.
+       settings = CASE WHEN NOT $8 THEN settings
+                       WHEN settings ? 'agent_policy'
+                       THEN $5::jsonb || jsonb_build_object('agent_policy', settings -> 'agent_policy')
+                       ELSE $5 END
+ WHERE id = $1 AND tenant_id = $2
+RETURNING id, tenant_id, key_prefix, name, created_at, expires_at, revoked_at, settings;
+
+-- name: set_agent_policy
+-- A key's own caps (its agent's spend policy), beside the admin's settings; NULL removes them.
+UPDATE api_keys
+   SET settings = CASE WHEN $3::jsonb IS NULL THEN settings - 'agent_policy'
+                       ELSE jsonb_set(settings, '{agent_policy}', $3::jsonb) END
  WHERE id = $1 AND tenant_id = $2
 RETURNING id, tenant_id, key_prefix, name, created_at, expires_at, revoked_at, settings;
 
