@@ -44,8 +44,11 @@ from shared.db.idempotency import (
     store_response,
     unbind_key,
 )
+from shared.db.jobs import job_outcome
 from shared.db.types import Connection
 from shared.errors import AinferaError, Conflict, IdempotencyKeyReused, InvalidRequest
+from shared.jobs import Outcome
+from shared.queue.enqueue import job_known
 
 HEADER = "idempotency-key"
 PENDING_HASH = "pending"  # while an upload's content has not been hashed yet
@@ -60,6 +63,24 @@ class WorkState(Enum):
 
 # What a route knows of the work a key was bound to: its final answer, or its state.
 Resume = Callable[[str], Awaitable[Response | WorkState]]
+
+
+def sync_job_resume(st: GatewayState, answer: Callable[[str, Outcome], Response]) -> Resume:
+    """The `resume` of a route whose work is one synchronous job: the answer the first request with
+    this key would have given (`answer(job id, outcome)`), from the job it created; looked at twice,
+    as it may finish between the two looks."""
+    async def resume(jid: str) -> Response | WorkState:
+        for _ in range(2):
+            async with st.res.db.acquire() as conn:
+                stored = await job_outcome(conn, jid)
+            done = Outcome.from_row(stored) if stored is not None else None
+            if done is not None:
+                return answer(jid, done)
+            if stored is not None or await job_known(st.res.redis, jid):
+                return WorkState.RUNNING
+        return WorkState.LOST
+
+    return resume
 
 
 def request_hash(request: Request, body: bytes | str) -> str:

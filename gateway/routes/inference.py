@@ -13,7 +13,7 @@ from starlette.responses import Response
 from gateway.auth import Owner
 from gateway.body import read_json
 from gateway.deps import gateway_state
-from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
+from gateway.idempotency import Binder, canonical_body, idempotent, sync_job_resume
 from gateway.rate_limits import check_rate_limits, with_headers
 from gateway.responses import JSONResponse
 from gateway.routes.chat import check_model, outcome_headers
@@ -22,11 +22,9 @@ from shared.ainfera_api.errors import model_unavailable
 from shared.ainfera_api.inference import chat_body, failed_object, inference_object
 from shared.auth.key_access import check_model_allowed
 from shared.chat.request import validate_chat_request
-from shared.db.jobs import job_outcome
 from shared.errors import ModelInactive, ModelNotFound
 from shared.ids import job_id as new_job_id
 from shared.jobs import DispatchJob, JobKind, Outcome
-from shared.queue.enqueue import job_known
 from shared.routing.policy import TenantPolicy
 
 router = APIRouter()
@@ -60,16 +58,6 @@ async def create_inference(request: Request, owner: Owner) -> Response:
                           submitted_at=st.res.clock(), key_id=owner.key_id, key_limits=owner.settings.limits)
         return with_headers(inference_response(await submit_and_wait(st, job, binder=binder)), limited)
 
-    async def resume(jid: str) -> Response | WorkState:
-        """The answer the first request with this key would have given, from the job it created."""
-        for _ in range(2):  # it may have finished between the two looks
-            async with st.res.db.acquire() as conn:
-                stored = await job_outcome(conn, jid)
-            done = Outcome.from_row(stored) if stored is not None else None
-            if done is not None:
-                return inference_response(done)
-            if stored is not None or await job_known(st.res.redis, jid):
-                return WorkState.RUNNING
-        return WorkState.LOST
+    resume = sync_job_resume(st, lambda _jid, done: inference_response(done))
 
     return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle, resume=resume)

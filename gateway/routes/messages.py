@@ -18,7 +18,7 @@ from starlette.responses import Response
 from gateway.auth import KeyHeaderOwner
 from gateway.body import read_json
 from gateway.deps import gateway_state
-from gateway.idempotency import Binder, WorkState, canonical_body, idempotent
+from gateway.idempotency import Binder, canonical_body, idempotent, sync_job_resume
 from gateway.openapi import count_tokens_request_body, messages_request_body
 from gateway.rate_limits import check_rate_limits, with_headers
 from gateway.responses import JSONResponse
@@ -34,11 +34,9 @@ from shared.anthropic_api.response import to_message
 from shared.auth.key_access import check_model_allowed
 from shared.catalog.types import Catalog
 from shared.chat.request import ChatCompletionRequest, validate_chat_request
-from shared.db.jobs import job_outcome
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.jobs import DispatchJob, JobKind, Outcome
-from shared.queue.enqueue import job_known
 from shared.routing.plan import pinned_model, route_request
 from shared.routing.policy import TenantPolicy
 
@@ -120,19 +118,12 @@ async def create_message(request: Request, owner: KeyHeaderOwner) -> Response:
             return with_headers(await submit_streaming(st, job, binder=binder, events=events), limited)
         return with_headers(message_response(await submit_and_wait(st, job, binder=binder)), limited)
 
-    async def resume(jid: str) -> Response | WorkState:
-        """The answer the first request with this key would have given, from the job it created."""
-        for _ in range(2):  # it may have finished between the two looks
-            async with st.res.db.acquire() as conn:
-                stored = await job_outcome(conn, jid)
-            done = Outcome.from_row(stored) if stored is not None else None
-            if done is not None:
-                if data.get("stream") is True:
-                    return replayed_stream(done, jid, events=AnthropicEvents(jid))
-                return message_response(done)
-            if stored is not None or await job_known(st.res.redis, jid):
-                return WorkState.RUNNING
-        return WorkState.LOST
+    def answer(jid: str, done: Outcome) -> Response:
+        if data.get("stream") is True:
+            return replayed_stream(done, jid, events=AnthropicEvents(jid))
+        return message_response(done)
+
+    resume = sync_job_resume(st, answer)
 
     return await idempotent(request, st, owner.tenant.id, canonical_body(data), handle, resume=resume)
 

@@ -250,3 +250,15 @@ async def test_unsupported_sdk_calls_are_501_naming_the_feature(system, method, 
     body = flat_error(await client.request(method, path, json={}), 501, "not_implemented")
     assert feature in body["message"] and body["feature"]
     flat_error(await client.get("/v1/agents/abc/nothing-here"), 404, "unknown_url")
+
+
+async def test_an_inference_repeated_with_its_idempotency_key_is_answered_once(system, settings):
+    client, auth, tenant_id, _ = system
+    headers = {**auth, "Idempotency-Key": "inference-once"}
+    first = await client.post("/v1/inference", json=BODY, headers=headers)
+    again = await client.post("/v1/inference", json=BODY, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["inference_id"] == first.json()["inference_id"]
+    assert again.json()["receipt_id"] == first.json()["receipt_id"]
+    rows = await fetch_rows(settings, "SELECT count(*) AS n FROM receipts WHERE tenant_id = $1", tenant_id)
+    assert rows[0]["n"] == 1  # one job, one charge
