@@ -145,7 +145,9 @@ DECLARE
     won   text;
     batch text;
 BEGIN
-    PERFORM 1 FROM budget_reservations WHERE job_id = p_job -> 'budget_lease' ->> 'id' FOR UPDATE;
+    IF p_job ? 'budget_lease' THEN
+        PERFORM 1 FROM budget_reservations WHERE job_id = p_job -> 'budget_lease' ->> 'id' FOR UPDATE;
+    END IF;
     j := jsonb_populate_record(NULL::jobs, p_job);
     INSERT INTO jobs (id, tenant_id, kind, status, requested_model, response, http_status, receipt_id,
                       created_at, finished_at, attempt, key_id)

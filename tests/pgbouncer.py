@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.harness import free_port
+
 _CONFIG = """\
 [databases]
 * = host={host} port={port}
@@ -37,12 +39,6 @@ admin_users = {user}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def through(dsn: str, port: int) -> str:
     """`dsn` with its host and port replaced by PgBouncer's."""
     parts = urlsplit(dsn)
@@ -57,7 +53,7 @@ def running_pgbouncer(postgres_dsn: str, user: str = "postgres") -> Iterator[int
     if not os.path.exists(binary):
         raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer; `make test-pgbouncer` does)")
     target = urlsplit(postgres_dsn)
-    port = _free_port()
+    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="ainfera-pgbouncer-"))
     auth_file = workdir / "users.txt"
     auth_file.write_text(f'"{user}" ""\n')
