@@ -47,7 +47,7 @@ from shared.db.idempotency import (
 from shared.db.jobs import job_outcome
 from shared.db.types import Connection
 from shared.errors import AinferaError, Conflict, IdempotencyKeyReused, InvalidRequest
-from shared.jobs import Outcome
+from shared.jobs import DISPATCH, Outcome
 from shared.queue.enqueue import job_known
 
 HEADER = "idempotency-key"
@@ -76,7 +76,7 @@ def sync_job_resume(st: GatewayState, answer: Callable[[str, Outcome], Response]
             done = Outcome.from_row(stored) if stored is not None else None
             if done is not None:
                 return answer(jid, done)
-            if stored is not None or await job_known(st.res.redis, jid):
+            if stored is not None or await job_known(st.res.redis, DISPATCH.queue, jid):
                 return WorkState.RUNNING
         return WorkState.LOST
 

@@ -162,7 +162,7 @@ class RelayedStream(StreamingResponse):
         finally:
             self._st.waiters.close_stream(self._job_id)
             if not self._ended_by_worker:
-                self._st.spawn(cancel_stream(self._st.res.redis, self._job_id))
+                self._st.spawn(cancel_stream(self._st.res.redis, self._st.waiters.channel, self._job_id))
 
     async def _events(self, first: StreamMessage, messages: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
         expected, message = first.seq, first  # 0, or 1 after the stream's head
@@ -203,7 +203,7 @@ async def _without_live_chunks(st: GatewayState, job_id: str, fmt: StreamFormat)
     done = Outcome.from_row(row) if row is not None else None
     if done is not None:
         return replayed_stream(done, job_id, events=fmt)
-    st.spawn(cancel_stream(st.res.redis, job_id))  # nobody will read what it streams now
+    st.spawn(cancel_stream(st.res.redis, st.waiters.channel, job_id))  # nobody will read what it streams now
     raise GatewayTimeout(f"The stream did not start within {st.res.settings.sync_wait_timeout_s:g} s. It may still "
                          f"complete; GET /v1/jobs/{job_id} shows its outcome.")
 

@@ -25,6 +25,7 @@ from shared.logging import get_logger
 from shared.metrics import Metrics
 from shared.providers.call import withheld_credentials
 from shared.providers.transport import create_http_client
+from shared.queue.pool import open_redis
 from shared.routing.learned import LearnedStats, StatsWindow
 from shared.settings import Settings
 from shared.signing import Signer, load_signer
@@ -72,7 +73,7 @@ async def open_resources(
     async with contextlib.AsyncExitStack() as stack:
         db = await open_pool(settings, min_size=2, max_size=db_pool_size)
         stack.push_async_callback(db.close)
-        redis = Redis.from_url(settings.redis_url)
+        redis = open_redis(settings.redis_url, cluster=settings.redis_cluster)
         stack.push_async_callback(redis.aclose)
         http = create_http_client(settings)
         stack.push_async_callback(http.aclose)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     database_direct_url: str | None = None  # unset: database_url
     database_pooler: Literal["none", "pgbouncer"] = "none"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The url names one node of a Redis Cluster (any: the others are discovered). Needs Redis 7.
+    redis_cluster: bool = False
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
     sim_host: str = "127.0.0.1"

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvloop
-from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.typing import WorkerCoroutine
 from arq.worker import func
@@ -48,6 +47,7 @@ from shared.jobs import (
 from shared.metrics.serve import metrics_port
 from shared.metrics.workers import WorkerSlots
 from shared.queue.names import QueueName
+from shared.queue.pool import new_queue_client
 from shared.queue.worker import WakingWorker
 from shared.resources import Resources, open_resources
 from shared.settings import Settings
@@ -100,8 +100,10 @@ def _functions(settings: Settings, queue: QueueName) -> tuple[list[Any], list[An
     return functions, crons
 
 
-def build_worker(settings: Settings, queue: QueueName, res: Resources, *, burst: bool = False,
+def build_worker(settings: Settings, queue: QueueName, res: Resources | None, *, burst: bool = False,
                  max_jobs: int | None = None) -> WakingWorker:
+    """The worker of one queue. `res` None: a worker that is only looked at (its functions, slots and
+    timeouts), never run; its Redis client is then a plain one to `redis_url` that never connects."""
     functions, crons = _functions(settings, queue)
     slots = {QueueName.INTERACTIVE: settings.worker_max_jobs, QueueName.BATCH: settings.batch_worker_max_jobs,
              QueueName.PROBE: settings.probe_worker_max_jobs, QueueName.CONTROL: CONTROL_SLOTS}[queue]
@@ -110,7 +112,8 @@ def build_worker(settings: Settings, queue: QueueName, res: Resources, *, burst:
         functions=functions,
         cron_jobs=crons or None,
         queue_name=str(queue),
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_pool=new_queue_client(settings.redis_url, str(queue), cluster=settings.redis_cluster and res is not None,
+                                    shared=res.redis if res is not None else None),
         ctx=ctx,
         max_jobs=max_jobs or slots,
         job_timeout=DISPATCH.timeout_s(settings),

@@ -25,7 +25,7 @@ from shared.db.types import Connection
 from shared.errors import InvalidRequest
 from shared.ids import job_id as new_job_id
 from shared.job_queue import submit_async
-from shared.jobs import DispatchJob, JobKind, Outcome
+from shared.jobs import DISPATCH, DispatchJob, JobKind, Outcome
 from shared.queue.enqueue import job_known
 from shared.routing.plan import check_servable, pinned_model, route_request
 from shared.routing.policy import TenantPolicy
@@ -130,7 +130,7 @@ async def create_chat_completion(request: Request, owner: Owner) -> Response:
         done = Outcome.from_row(stored) if stored is not None else None
         if done is not None:
             return answer(jid, done)
-        if stored is not None or await job_known(st.res.redis, jid):
+        if stored is not None or await job_known(st.res.redis, DISPATCH.queue, jid):
             return WorkState.RUNNING
         async with st.res.db.acquire() as conn:  # it may have finished between the two looks
             stored = await job_outcome(conn, jid)

@@ -52,7 +52,8 @@ from shared.job_queue import enqueue_stored
 from shared.jobs import DISPATCH_STORED, FINALIZE_BATCH
 from shared.logging import get_logger
 from shared.queue.enqueue import enqueue
-from shared.queue.names import EPOCH_KEY, SUPERVISOR_LOCK_KEY
+from shared.queue.names import EPOCH_KEY, SUPERVISOR_LOCK_KEY, arq_id
+from shared.queue.pool import queue_redis
 from shared.rate_limits import Lane, Limit, estimated_tokens, limits_for, take_batch
 from shared.resources import Resources
 from shared.routing.limits import RateLimits
@@ -260,9 +261,10 @@ async def _reconcile(res: Resources, config: SupervisorConfig) -> int:
         candidates = await open_stored_jobs(conn, age, config.reconcile_limit, config.running_grace_s)
     if not candidates:
         return 0
-    async with res.redis.pipeline(transaction=False) as pipe:
+    queue = DISPATCH_STORED.queue
+    async with queue_redis(res.redis, queue).pipeline(transaction=False) as pipe:
         for job_id in candidates:
-            pipe.exists(job_key_prefix + job_id)
+            pipe.exists(job_key_prefix + arq_id(queue, job_id))
         present = await pipe.execute()
     missing = [jid for jid, here in zip(candidates, present, strict=True) if not here]
     if missing:

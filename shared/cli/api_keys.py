@@ -39,12 +39,13 @@ async def _connection(settings: Settings) -> AsyncIterator[Connection]:
 
 async def _bump(settings: Settings) -> None:
     """Bump the key version every gateway checks each second (on top of Postgres's NOTIFY)."""
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from shared.queue.names import KEYS_VERSION_KEY
+    from shared.queue.pool import open_redis
 
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    redis = open_redis(settings.redis_url, cluster=settings.redis_cluster, socket_connect_timeout=2,
+                       socket_timeout=2)
     try:
         await redis.incr(KEYS_VERSION_KEY)
     except RedisError as e:

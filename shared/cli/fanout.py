@@ -20,6 +20,7 @@ from shared.db.types import Pool
 from shared.errors import AinferaError
 from shared.fanout.report import render_text, summarise
 from shared.fanout.runs import start_run
+from shared.queue.pool import open_redis
 from shared.settings import Settings
 
 TERMINAL = "completed"
@@ -27,7 +28,7 @@ TERMINAL = "completed"
 
 async def run_fanout(settings: Settings, provider: str | None, wait: bool, timeout_s: float = 1800) -> int:
     db = await open_pool(settings, min_size=1, max_size=2)
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings.redis_url, cluster=settings.redis_cluster)
     try:
         return await _run_and_follow(db, redis, provider, wait, timeout_s)
     finally:

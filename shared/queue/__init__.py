@@ -1,18 +1,21 @@
 """The queue layer: arq 0.28.0 (pinned) extended so that nobody pays a fixed polling delay.
 
-Modules: `names` (queues and channels), `serializer` (JSON, no pickle), `pool`
-(the ArqRedis client), `enqueue` (one round trip + wake-up; bulk through
-pipelines), `claim` (one-round-trip Lua claim), `worker` (WakingWorker, an arq
-Worker subclass), `subscription` (a resubscribing pub/sub connection),
-`notify` (completion notices and CompletionWaiters). Lua scripts run through
-redis-py's script objects.
-Redis keys keep arq's layout: jobs we enqueue run on a stock arq Worker too.
+Modules: `names` (queues, channels, and the hash tags that keep a queue in one
+slot), `serializer` (JSON, no pickle), `pool` (the queue's clients: one Redis,
+or on a Redis Cluster a client per queue pinned to its slot), `enqueue` (one
+round trip + wake-up; bulk through pipelines), `claim` (one-round-trip Lua
+claim), `worker` (WakingWorker, an arq Worker subclass), `subscription` (a
+resubscribing, optionally sharded, pub/sub connection), `notify` (completion
+notices and CompletionWaiters). Lua scripts run through redis-py's script
+objects and declare every key they touch.
+Redis keys keep arq's prefixes, with the queue's hash tag in each job's arq id;
+a claim is an entry of the queue's running set rather than arq's in-progress key.
 
 Delivery semantics the rest of the system relies on:
 
-- At least once. A job is marked in progress with arq's key
-  (`arq:in-progress:<id>`, TTL = the longest job timeout + 10 s) when claimed;
-  if its worker dies (SIGKILL, OOM, lost host) the key expires and another
+- At least once. A job is marked in progress in its queue's running set
+  (until the longest job timeout + 10 s from the claim) when claimed;
+  if its worker dies (SIGKILL, OOM, lost host) the claim lapses and another
   worker runs the job again, with `job_try` one higher. A completion notice
   can also be sent twice. Every side effect must therefore be idempotent on
   the job id (one receipt, one audit event, one charge per job).

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 
-# Walks the due part of the queue (score <= now) in growing pages, skipping jobs whose
-# arq in-progress key exists and taking the others with SET NX PX (the same key and value
-# arq's start_jobs writes), until it holds `want` jobs or has looked at `scan_limit`
-# entries. Unlike arq's fixed queue_read_limit window, it scans past the jobs other
-# workers are running, so every free slot of every worker can be filled.
-# It touches in-progress keys it cannot declare in KEYS: fine on one Redis (arq's model), not on a cluster.
-# KEYS: queue. ARGV: now ms, want, in-progress ttl ms, in-progress key prefix, scan limit.
+from shared.queue.names import running_key
+
+# Walks the due part of the queue (score <= now) in growing pages, skipping jobs in the queue's
+# running set whose claim has not lapsed and adding the others to it (score: now + the in-progress
+# ttl), until it holds `want` jobs or has looked at `scan_limit` entries. Unlike arq's fixed
+# queue_read_limit window, it scans past the jobs other workers are running, so every free slot of
+# every worker can be filled. Lapsed claims (a killed worker's) are dropped first, so their jobs
+# are taken again. Both keys are declared and share the queue's hash tag: it runs on a Redis Cluster.
+# KEYS: queue, running set. ARGV: now ms, want, in-progress ttl ms, scan limit.
 # Returns {more ('1' when it stopped because it had enough), next due score or '', id, score, ...}.
 _CLAIM = """
-local now = ARGV[1]
+local now = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
-local ttl = ARGV[3]
-local prefix = ARGV[4]
-local scan_limit = tonumber(ARGV[5])
+local lapse = now + tonumber(ARGV[3])
+local scan_limit = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local out = {'0', ''}
 local got = 0
 local offset = 0
@@ -32,7 +33,7 @@ local page = want + 16
 while got < want and offset < scan_limit do
   local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, page)
   for i = 1, #entries, 2 do
-    if redis.call('SET', prefix .. entries[i], '1', 'NX', 'PX', ttl) then
+    if redis.call('ZADD', KEYS[2], 'NX', lapse, entries[i]) == 1 then
       out[#out + 1] = entries[i]
       out[#out + 1] = entries[i + 1]
       got = got + 1
@@ -88,13 +89,14 @@ async def claim_jobs(
     now_ms: int,
     scan_limit: int,
 ) -> Claim:
-    """Mark up to `limit` due jobs as in progress (arq's key, TTL `in_progress_ms`) and return them."""
+    """Mark up to `limit` due jobs as in progress (the queue's running set, for `in_progress_ms`) and
+    return their arq ids."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     # Registering is local (the source's SHA-1, no round trip), so it is done on the caller's client.
     raw = await redis.register_script(_CLAIM)(
-        keys=[queue_name],
-        args=[str(now_ms), str(limit), str(in_progress_ms), in_progress_key_prefix, str(scan_limit)],
+        keys=[queue_name, running_key(queue_name)],
+        args=[str(now_ms), str(limit), str(in_progress_ms), str(scan_limit)],
     )
     more, next_due, *flat = raw
     jobs = tuple((_text(job_id), _score(score)) for job_id, score in zip(flat[::2], flat[1::2], strict=True))

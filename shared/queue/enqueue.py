@@ -11,18 +11,20 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from arq.constants import expires_extra_ms, in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import SerializationError, serialize_job
 from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 
-from shared.queue.names import wake_channel
-from shared.queue.pool import database_of
+from shared.queue.names import arq_id, running_key, wake_channel
+from shared.queue.pool import database_of, queue_redis
 from shared.queue.serializer import NotJSONSafeError, serialize_job_data
 
 # What arq's ArqRedis.enqueue_job does with WATCH/MULTI (4-5 round trips), in one script,
-# plus the wake-up. KEYS: job key, result key, queue. ARGV: job id, score, job ttl ms,
-# serialized job, wake channel ('' = do not publish; bulk enqueue publishes once per chunk).
+# plus the wake-up. KEYS: job key, result key, queue (one hash tag: the job's arq id carries the
+# queue's). ARGV: arq id, score, job ttl ms, serialized job, wake channel ('' = do not publish;
+# bulk enqueue publishes once per chunk). The wake-up is sharded pub/sub (Redis 7): its channel is
+# in the queue's slot, so on a cluster it goes to the node holding the queue and no further.
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
   return 0
@@ -30,7 +32,7 @@ end
 redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 if ARGV[5] ~= '' then
-  redis.call('PUBLISH', ARGV[5], ARGV[1])
+  redis.call('SPUBLISH', ARGV[5], ARGV[1])
 end
 return 1
 """
@@ -59,8 +61,9 @@ def _script_call(
         raise NotJSONSafeError(f"job {job_id!r} ({function}): kwargs are not JSON-safe: {cause}") from cause
     score = now_ms + defer_ms
     ttl_ms = expires_ms or (score - now_ms + expires_extra_ms)
-    keys = [job_key_prefix + job_id, result_key_prefix + job_id, queue_name]
-    args = [job_id, str(score), str(ttl_ms), job.decode(), channel]
+    queued_id = arq_id(queue_name, job_id)
+    keys = [job_key_prefix + queued_id, result_key_prefix + queued_id, queue_name]
+    args = [queued_id, str(score), str(ttl_ms), job.decode(), channel]
     return keys, args
 
 
@@ -72,9 +75,14 @@ def _ms(seconds: float | None) -> int | None:
     return round(seconds * 1000)
 
 
-async def job_known(redis: Redis, job_id: str) -> bool:
-    """True while arq still holds the job: queued (its job key) or running (its in-progress key)."""
-    return bool(await redis.exists(job_key_prefix + job_id, in_progress_key_prefix + job_id))
+async def job_known(redis: Redis, queue_name: str, job_id: str) -> bool:
+    """True while `queue_name` still holds the job: queued (its job key) or running (in the running set)."""
+    queued_id = arq_id(queue_name, job_id)
+    async with queue_redis(redis, queue_name).pipeline(transaction=False) as pipe:
+        pipe.exists(job_key_prefix + queued_id)
+        pipe.zscore(running_key(queue_name), queued_id)
+        queued, running = await pipe.execute()
+    return bool(queued) or running is not None
 
 
 async def enqueue(
@@ -95,6 +103,7 @@ async def enqueue(
     a job that has not started. Raises NotJSONSafeError before touching Redis
     when kwargs are not JSON-safe.
     """
+    redis = queue_redis(redis, queue_name)
     keys, args = _script_call(
         queue_name,
         function,
@@ -126,6 +135,7 @@ async def enqueue_many(
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    redis = queue_redis(redis, queue_name)
     channel = wake_channel(queue_name, database_of(redis))
     script = redis.register_script(_ENQUEUE)
     pending = iter(jobs)
@@ -139,7 +149,7 @@ async def enqueue_many(
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 await script(keys=keys, args=args, client=pipe)  # queued: the pipeline loads it first if needed
-            pipe.publish(channel, "")
+            pipe.execute_command("SPUBLISH", channel, "")
             results = await pipe.execute()
         added += sum(int(r) for r in results[:-1])
     return added

@@ -1,7 +1,11 @@
 """Every name the system uses on Redis: the queues, the pub/sub channels, and the keys of the
 layers above the queue (learned statistics, held commits, the supervisor's lock and epoch).
 
-arq's own keys (`arq:job:<id>`, `arq:in-progress:<id>`, ...) keep arq's layout (`arq.constants`).
+arq's own per-job keys keep arq's prefixes (`arq:job:<id>`, `arq:result:<id>`, `arq:retry:<id>`),
+but the id in them is the queue's *arq id* of the job: the job id behind the queue's hash tag
+(`arq_id`). So a queue and everything a script or transaction touches with it (its jobs, their
+results and retry counters, its running set, its abort set, its health key, its wake-up channel)
+hash to one slot of a Redis Cluster, and each queue may live on its own master.
 """
 
 from __future__ import annotations
@@ -31,14 +35,62 @@ COMPLETION_CHANNEL_PREFIX = "ainfera:done:"
 ASYNC_WAITERS_INSTANCE = "async"
 
 
+def slot_tag(name: str) -> str:
+    """What Redis Cluster hashes for `name`: the text of its first non-empty `{...}`, else all of it.
+
+    A name without braces hashes exactly like a name tagged with itself, so a queue keeps its key
+    (`ainfera:queue:interactive`) and the keys that go with it are tagged `{ainfera:queue:interactive}`.
+    """
+    start = name.find("{")
+    if start != -1:
+        end = name.find("}", start + 1)
+        if end > start + 1:
+            return name[start + 1:end]
+    return name
+
+
+def queue_scoped(queue_name: str, suffix: str) -> str:
+    """A key or channel in the slot of `queue_name`: the queue's hash tag, then `suffix`."""
+    return f"{{{slot_tag(queue_name)}}}{suffix}"
+
+
+def arq_id(queue_name: str, job_id: str) -> str:
+    """The id a job has in arq's keys on `queue_name`: its own id behind the queue's hash tag.
+
+    The job's functions get their own id in their kwargs; only the queue layer (enqueue, claim,
+    the reconciler's look-up) sees this one.
+    """
+    return queue_scoped(queue_name, job_id)
+
+
+def running_key(queue_name: str) -> str:
+    """The queue's running set: each claimed job's arq id, scored with when its claim lapses (ms).
+
+    It replaces arq's `arq:in-progress:<id>` keys, whose names the claim script could not declare.
+    """
+    return queue_scoped(queue_name, ":running")
+
+
+def abort_key(queue_name: str) -> str:
+    """Where arq's global `arq:abort` set would be; finishing a job clears its entry there."""
+    return queue_scoped(queue_name, ":abort")
+
+
+def health_key(queue_name: str) -> str:
+    """arq's health-check key of the queue's workers (arq's default, `<queue>:health-check`, is in
+    another slot)."""
+    return queue_scoped(queue_name, ":health-check")
+
+
 def wake_channel(queue_name: str, db: int) -> str:
     """The channel an enqueue publishes on so that idle workers of that queue claim at once.
 
     Pub/sub ignores the database number, so it is part of the name: a queue of
     the same name in another database (another test run, another deployment
-    on the same server) does not wake our workers.
+    on the same server) does not wake our workers. In the queue's slot, so that
+    a cluster can carry it as a sharded channel of the node that holds the queue.
     """
-    return f"{queue_name}{WAKE_CHANNEL_SUFFIX}:{db}"
+    return queue_scoped(queue_name, f"{WAKE_CHANNEL_SUFFIX}:{db}")
 
 
 def completion_channel(instance: str) -> str:
@@ -65,5 +117,8 @@ KEYS_VERSION_KEY = "ainfera:api-keys:version"
 EPOCH_KEY = "ainfera:epoch"  # disappears when Redis loses its data: the reconciler then does a full pass
 
 
-def stream_cancel_key(job_id: str) -> str:
-    return f"{STREAM_CANCEL_PREFIX}{job_id}"
+def stream_cancel_key(reply_to: str, job_id: str) -> str:
+    """Set by the gateway whose caller left a streamed job. In the slot of the gateway's channel
+    (`reply_to`), so that the worker's publish of each chunk and its look at this key are one
+    script on the node that holds both."""
+    return queue_scoped(reply_to, f"{STREAM_CANCEL_PREFIX}{job_id}")

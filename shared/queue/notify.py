@@ -14,6 +14,7 @@ import structlog
 from redis.asyncio import Redis
 
 from shared.queue.names import completion_channel
+from shared.queue.pool import queue_redis
 from shared.queue.subscription import Subscription
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,7 @@ def decode_notice(message: bytes) -> tuple[str, bytes]:
 async def notify_done(redis: Redis, reply_to: str, job_id: str, payload: bytes) -> None:
     """What a worker calls when a job is done: `reply_to` is the channel the caller put in the job.
     Fire and forget: with no subscriber the notice is dropped, by design (waiters re-check Postgres)."""
-    await redis.publish(reply_to, encode_notice(job_id, payload))
+    await queue_redis(redis, reply_to).spublish(reply_to, encode_notice(job_id, payload))
 
 
 class CompletionWaiters:
@@ -60,8 +61,11 @@ class CompletionWaiters:
         self._futures: dict[str, set[asyncio.Future[bytes]]] = {}
         self._streams: dict[str, asyncio.Queue[bytes]] = {}
         self._reconnected = asyncio.Event()
+        # Sharded pub/sub: on a cluster the notices go to the node that holds this channel's slot,
+        # which this subscription is pinned to, and no further.
         self._subscription = Subscription(
-            redis, self.channel, on_message=self._on_message, on_subscribed=self._on_subscribed
+            queue_redis(redis, self.channel), self.channel, on_message=self._on_message,
+            on_subscribed=self._on_subscribed, sharded=True,
         )
 
     @property

@@ -4,12 +4,12 @@ caller has gone.
 Mechanism (docs/decisions.md, "Streaming through the queue"): the messages of a stream are
 completion notices on the waiting gateway's own pub/sub channel (`reply_to`), numbered from 0, so
 one subscription per gateway process carries every stream it serves, with no polling and no
-per-stream subscribe round trip. Each PUBLISH runs in one small script with an EXISTS of the
-job's cancel key (one command, one round trip; a pipeline costs the worker more CPU per chunk):
-when the gateway's caller disconnects it sets that key, and when the gateway itself is gone
-PUBLISH reaches nobody; either way the worker learns it at its next chunk and stops the upstream
-call. Pub/sub keeps nothing: a message lost in a reconnect shows as a gap in the
-numbers, and the gateway then ends the stream with an error event rather than splice it.
+per-stream subscribe round trip. Each SPUBLISH runs in one small script with an EXISTS of the
+job's cancel key, which is in the channel's slot (one command, one round trip; a pipeline costs
+the worker more CPU per chunk): when the gateway's caller disconnects it sets that key, and when
+the gateway itself is gone SPUBLISH reaches nobody; either way the worker learns it at its next
+chunk and stops the upstream call. Pub/sub keeps nothing: a message lost in a reconnect shows as
+a gap in the numbers, and the gateway then ends the stream with an error event rather than splice it.
 
 A message is `<seq> <kind> <data>`:
 - `h`: the stream's head, before its first chunk: `{"dropped_params": [...]}` for the response headers;
@@ -34,12 +34,16 @@ from shared.jobs import Outcome
 from shared.providers.stream import StreamCancelled
 from shared.queue.names import stream_cancel_key
 from shared.queue.notify import encode_notice
+from shared.queue.pool import queue_redis
 
 CANCEL_TTL_S = 600  # longer than any job may run
 
-# KEYS[1]: the job's cancel key; ARGV: channel, message. 1 when nobody listens any more.
+# KEYS[1]: the job's cancel key, in the slot of the channel; ARGV: channel, message. 1 when nobody
+# listens any more. Sharded pub/sub, as every completion notice: SPUBLISH counts the subscribers of
+# the channel's shard, where the gateway's subscription is (a cluster's classic PUBLISH would count
+# only those on the node the script runs on).
 _PUBLISH = """
-if redis.call('PUBLISH', ARGV[1], ARGV[2]) == 0 then return 1 end
+if redis.call('SPUBLISH', ARGV[1], ARGV[2]) == 0 then return 1 end
 return redis.call('EXISTS', KEYS[1])
 """
 
@@ -69,9 +73,10 @@ def decode_message(payload: bytes) -> StreamMessage:
     return StreamMessage(int(seq), Kind(kind), data)
 
 
-async def cancel_stream(redis: Redis, job_id: str) -> None:
-    """The gateway's caller left: the worker stops the upstream call at its next chunk."""
-    await redis.set(stream_cancel_key(job_id), b"1", ex=CANCEL_TTL_S)
+async def cancel_stream(redis: Redis, reply_to: str, job_id: str) -> None:
+    """The gateway's caller left: the worker stops the upstream call at its next chunk.
+    `reply_to`: the gateway's own channel, the one the job streams to."""
+    await queue_redis(redis, reply_to).set(stream_cancel_key(reply_to, job_id), b"1", ex=CANCEL_TTL_S)
 
 
 class StreamRelay:
@@ -86,8 +91,8 @@ class StreamRelay:
         self._legacy_functions = legacy_functions
         self._reported = reported  # what the request itself does not forward (unknown fields, legacy functions)
         self._seq = 0
-        self._publish = redis.register_script(_PUBLISH)
-        self._cancel_key = stream_cancel_key(job_id)
+        self._publish = queue_redis(redis, reply_to).register_script(_PUBLISH)
+        self._cancel_key = stream_cancel_key(reply_to, job_id)
         self._held: list[dict[str, Any]] = []
         self.chunks_sent = 0
 

@@ -28,6 +28,11 @@ class Subscription:
     resubscribes and calls `on_subscribed(False)`, because messages published
     in between are gone and only the owner knows what to re-check. A PING after
     `keepalive_s` of silence finds half-open connections.
+
+    `sharded` subscribes with SSUBSCRIBE (Redis 7 sharded pub/sub, which redis-py 5.3's asyncio
+    PubSub has no method for, so the command is sent as is): on a cluster the connection must
+    then reach the node holding the channel's slot (a `SlotConnection`), and when that slot moves
+    (a failover) Redis ends the subscription with SUNSUBSCRIBE, taken here as a lost connection.
     """
 
     def __init__(
@@ -40,8 +45,12 @@ class Subscription:
         client_name: str | None = None,
         keepalive_s: float = 30.0,
         backoff_s: tuple[float, float] = (0.05, 2.0),
+        sharded: bool = False,
     ) -> None:
         self.channel = channel
+        self._subscribe_command, self._confirmation, self._message, self._ended = (
+            ("SSUBSCRIBE", "ssubscribe", "smessage", "sunsubscribe") if sharded
+            else ("SUBSCRIBE", "subscribe", "message", "unsubscribe"))
         self.client_name = client_name or channel
         self._on_message = on_message
         self._on_subscribed = on_subscribed
@@ -113,12 +122,12 @@ class Subscription:
             delay = min(delay * 2, self._backoff_max)
 
     async def _subscribe(self, pubsub: PubSub) -> None:
-        await pubsub.subscribe(self.channel)
+        await pubsub.execute_command(self._subscribe_command, self.channel)
         while True:
             message = await pubsub.get_message(timeout=self._keepalive_s)
             if message is None:
-                raise RedisConnectionError(f"no confirmation of SUBSCRIBE {self.channel}")
-            if message["type"] == "subscribe":
+                raise RedisConnectionError(f"no confirmation of {self._subscribe_command} {self.channel}")
+            if message["type"] == self._confirmation:
                 return
 
     async def _read(self, pubsub: PubSub) -> None:
@@ -132,8 +141,10 @@ class Subscription:
                 awaiting_pong = True
                 continue
             awaiting_pong = False
-            if message["type"] == "message":
+            if message["type"] == self._message:
                 self._on_message(message["data"])
+            elif message["type"] == self._ended:
+                raise RedisConnectionError(f"{self.channel} was unsubscribed by the server (its slot moved)")
 
     def _log_unexpected_end(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:

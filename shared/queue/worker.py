@@ -14,13 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import arq.worker as _arq_worker
+from arq.connections import create_pool
+from arq.constants import default_queue_name, job_key_prefix, result_key_prefix, retry_key_prefix
 from arq.typing import WorkerCoroutine
-from arq.utils import timestamp_ms
+from arq.utils import timestamp_ms, to_ms
 from arq.worker import Function, Worker
 
 from shared.queue.claim import claim_jobs
-from shared.queue.names import wake_channel
-from shared.queue.pool import database_of
+from shared.queue.names import abort_key, health_key, running_key, wake_channel
+from shared.queue.pool import QueueRedis, database_of
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.subscription import Subscription
 
@@ -57,7 +59,12 @@ class WakingWorker(Worker):
     they depend on and fails when an arq upgrade changes it):
     - `__init__`: JSON serializer defaults, `fallback_poll_s`, poll_delay 0 so
       arq's `main` loop never sleeps (the wait happens in `_poll_iteration`).
-    - `main`: arq's, plus stopping the wake-up subscription when it ends.
+    - `main`: arq's, with a `QueueRedis` client when none was given (so cron
+      jobs get the queue's hash tag), plus stopping the wake-up subscription
+      when it ends.
+    - `finish_job`, `finish_failed_job`: arq's, with the queue's running set
+      and abort set instead of arq's in-progress keys and global `arq:abort`,
+      so that every key of the transaction is in the queue's slot.
     - `_poll_iteration`: wait for the event instead of sleeping; heart beat
       (health key, cron enqueue) before claiming so new cron jobs are seen;
       one Lua claim (`claim.py`) instead of ZRANGEBYSCORE + a WATCH/MULTI
@@ -65,7 +72,9 @@ class WakingWorker(Worker):
       and task reaping, so retries, job_try, max_tries, timeouts, keep_result,
       abort, cron, health checks, burst mode and graceful shutdown stay arq's.
     arq's `start_jobs` and its semaphore are no longer used; `job_counter`
-    still counts running jobs.
+    still counts running jobs. Aborting jobs (`allow_abort_jobs`) is not
+    offered: arq's abort requests go to its one global set. The health-check
+    key defaults to the queue's slot (`names.health_key`).
     """
 
     # How many due entries one claim may look at (jobs other workers run are skipped, not counted).
@@ -80,8 +89,13 @@ class WakingWorker(Worker):
     ) -> None:
         if fallback_poll_s <= 0:
             raise ValueError("fallback_poll_s must be positive")
+        if kwargs.get("allow_abort_jobs"):
+            raise ValueError("WakingWorker does not offer arq's job aborts")
         kwargs.setdefault("job_serializer", serialize)
         kwargs.setdefault("job_deserializer", deserialize)
+        pool = kwargs.get("redis_pool")
+        queue = kwargs.get("queue_name") or (pool.default_queue_name if pool is not None else default_queue_name)
+        kwargs.setdefault("health_check_key", health_key(queue))
         super().__init__(functions, **kwargs)
         if self._pool is not None and self._pool.job_serializer is None:
             # A pool made with ArqRedis.from_url would pickle the cron jobs arq enqueues through it.
@@ -101,6 +115,9 @@ class WakingWorker(Worker):
         return 0 if self._wake_subscription is None else self._wake_subscription.reconnects
 
     async def main(self) -> None:
+        if self._pool is None:
+            made = await create_pool(self.redis_settings, default_queue_name=self.queue_name)
+            self._pool = QueueRedis(pool_or_conn=made.connection_pool, default_queue_name=self.queue_name)
         try:
             await super().main()
         finally:
@@ -117,8 +134,6 @@ class WakingWorker(Worker):
         self._wake.clear()
         await self.heart_beat()
         await self._claim_and_start()
-        if self.allow_abort_jobs:
-            await self._cancel_aborted_jobs()
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
@@ -130,6 +145,7 @@ class WakingWorker(Worker):
             wake_channel(self.queue_name, database_of(self.pool)),
             on_message=self._on_wake_up,
             on_subscribed=self._on_wake_subscribed,
+            sharded=True,
             client_name=f"ainfera-wake:{self.queue_name}:{os.getpid()}:{id(self):x}",
         )
         await subscription.start()
@@ -187,6 +203,47 @@ class WakingWorker(Worker):
         self._more_due = claim.maybe_more
         for job_id, score in claim.jobs:
             self._start(job_id, score)
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        # arq 0.28's finish_job, with the claim in the running set and the queue's own abort set.
+        async with self.pool.pipeline(transaction=True) as tr:
+            running = running_key(self.queue_name)
+            if keep_in_progress is None:
+                tr.zrem(running, job_id)
+            else:
+                tr.zadd(running, {job_id: timestamp_ms() + to_ms(keep_in_progress)}, xx=True)
+            if finish:
+                if result_data:
+                    expire = None if keep_result_forever else result_timeout_s
+                    tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+                tr.delete(retry_key_prefix + job_id, job_key_prefix + job_id)
+                tr.zrem(abort_key(self.queue_name), job_id)
+                tr.zrem(self.queue_name, job_id)
+            elif incr_score:
+                tr.zincrby(self.queue_name, incr_score, job_id)
+            await tr.execute()
+
+    async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
+        # arq 0.28's finish_failed_job, with the same two changes as finish_job.
+        async with self.pool.pipeline(transaction=True) as tr:
+            tr.delete(retry_key_prefix + job_id, job_key_prefix + job_id)
+            tr.zrem(running_key(self.queue_name), job_id)
+            tr.zrem(abort_key(self.queue_name), job_id)
+            tr.zrem(self.queue_name, job_id)
+            keep_result = self.keep_result_forever or self.keep_result_s > 0
+            if result_data is not None and keep_result:
+                expire = 0 if self.keep_result_forever else self.keep_result_s
+                tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
+            await tr.execute()
 
     def _start(self, job_id: str, score: int) -> None:
         previous = self.tasks.pop(job_id, None)

@@ -28,6 +28,7 @@ from shared.db.stats import recent_latencies, recent_ratios
 from shared.db.types import Pool
 from shared.logging import get_logger
 from shared.queue.names import STATS_OLD_PREFIX, STATS_PREFIX
+from shared.queue.pool import queue_redis
 from shared.routing.candidates import RoutingStats, latency_key
 
 log = get_logger(__name__)
@@ -209,9 +210,14 @@ class LearnedStats:
             async with self._db.acquire() as conn:
                 ratios = await recent_ratios(conn, slugs, self._window.size, self._window.tenant_share)
                 latencies = await recent_latencies(conn, slugs, self._window.size, self._window.tenant_share)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                stale = [k for pattern in (ratios_key("*"), latencies_key("*"), f"{STATS_OLD_PREFIX}:*")
-                         async for k in self._redis.scan_iter(match=pattern, count=1000)]  # and older layouts
+            # One transaction over keys of one slot: on a Redis Cluster it goes to the master that
+            # holds `{stats}`, which also holds every key the scan can find (the older layout, in
+            # other slots, never existed on a cluster).
+            node = queue_redis(self._redis, PREFIX)
+            patterns = (ratios_key("*"), latencies_key("*")) + (() if node is not self._redis
+                                                                else (f"{STATS_OLD_PREFIX}:*",))
+            async with node.pipeline(transaction=True) as pipe:
+                stale = [k for pattern in patterns async for k in node.scan_iter(match=pattern, count=1000)]
                 pipe.delete(RATIO_HASH, LATENCY_HASH, *stale)
                 for slug, rows in ratios.items():
                     samples = window_of(ratio_samples(rows), self._window)

@@ -24,10 +24,11 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import orjson
-from arq.constants import in_progress_key_prefix, job_key_prefix
+from arq.constants import job_key_prefix
 from redis import Redis
 
 from shared.audit.chain import verify_events
+from shared.queue.names import QueueName, arq_id, running_key
 from tests.e2e.conftest import base_env, wait_http
 from tests.harness import REDIS_BASE, create_template, drop_database, dsn_for, free_port
 
@@ -253,9 +254,11 @@ def open_lines_report(stack: Stack, batch_id: str) -> str:
     open_jobs = stack.db("SELECT id, status, started_at FROM jobs WHERE batch_id = $1 "
                          "AND status IN ('queued', 'running') ORDER BY line_no LIMIT 3", batch_id)
     with stack.redis() as r:
+        queue = QueueName.BATCH
         keys = [
-            {"job": j["id"], "status": j["status"], "job_key": bool(r.exists(job_key_prefix + j["id"])),
-             "in_progress_ttl_ms": r.pttl(in_progress_key_prefix + j["id"])}
+            {"job": j["id"], "status": j["status"],
+             "job_key": bool(r.exists(job_key_prefix + arq_id(queue, j["id"]))),
+             "claim_lapses_at_ms": r.zscore(running_key(queue), arq_id(queue, j["id"]))}
             for j in open_jobs
         ]
     return (f"batch row {[dict(b) for b in batch]}, jobs by status {[dict(s) for s in by_status]}, "

@@ -21,9 +21,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from arq.constants import in_progress_key_prefix
 
-from shared.queue.names import QueueName
+from shared.queue.names import QueueName, running_key
 from tests.e2e.batch_helpers import (
     Stack,
     batch_lines,
@@ -69,10 +68,10 @@ def test_a_batch_completes_once_after_redis_loses_everything(tmp_path: Path):
         tenant_id, auth, lines, failing, batch_id = _start(stack, client, "flushed")
         with stack.redis() as r, r.pipeline(transaction=True) as pipe:
             pipe.zrange(str(QueueName.BATCH), 0, -1)
-            pipe.keys(f"{in_progress_key_prefix}*")
+            pipe.zrange(running_key(QueueName.BATCH), 0, -1)
             pipe.flushdb()
             queued, in_progress, _ = pipe.execute()
-        waiting = {q.decode() for q in queued} - {k.decode().removeprefix(in_progress_key_prefix) for k in in_progress}
+        waiting = {q.decode() for q in queued} - {k.decode() for k in in_progress}
         assert waiting, "the flush took no waiting queue entry with it"
 
         done = wait_until_final(client, auth, batch_id, 60, lambda: open_lines_report(stack, batch_id))
@@ -82,7 +81,7 @@ def test_a_batch_completes_once_after_redis_loses_everything(tmp_path: Path):
 def test_a_batch_completes_once_after_a_worker_is_killed_mid_job(tmp_path: Path):
     """SIGKILL the only worker while it runs batch lines, then start a new one.
 
-    The killed worker's lines stay `running` in Postgres with arq in-progress keys in Redis;
+    The killed worker's lines stay `running` in Postgres with their claims in the queue's running set;
     arq runs them again once those keys expire (job timeout + 10 s; the job timeout is the
     upstream deadline + 30 s, so the deadline is lowered to 2 s here). Lines it had finished
     but not acknowledged to arq must not run again, and none may be charged twice.
@@ -98,7 +97,7 @@ def test_a_batch_completes_once_after_a_worker_is_killed_mid_job(tmp_path: Path)
         assert orphans, "the killed worker left no line running"
         stack.start_worker()
 
-        # A correct system needs at most the in-progress expiry (42 s here) or the supervisor
+        # A correct system needs at most the claim's lapse (42 s here) or the supervisor
         # lock the killed worker may have held (60 s), plus the rest of the batch.
         done = wait_until_final(client, auth, batch_id, 100, lambda: open_lines_report(stack, batch_id))
         check_batch_trail(stack, client, auth, tenant_id, done, lines, failing)
@@ -189,8 +188,8 @@ def test_a_batch_completes_once_after_postgres_restarts(tmp_path: Path, postgres
 
 def test_a_stream_whose_worker_is_killed_ends_with_one_receipt(tmp_path: Path):
     """SIGKILL the worker in the middle of a streamed job. The caller's stream ends with an error
-    event once nothing comes (the idle timeout); arq delivers the job again after its in-progress
-    key expires, and the new attempt, finding nobody listening, stops at its first chunk: one
+    event once nothing comes (the idle timeout); arq delivers the job again after its claim
+    lapses, and the new attempt, finding nobody listening, stops at its first chunk: one
     receipt and one audit event for the job, `cancelled`, and no second full upstream call."""
     env = {"AINFERA_UPSTREAM_DEADLINE_S": "2", "AINFERA_STREAM_IDLE_TIMEOUT_S": "2"}
     with system(tmp_path, **env) as (stack, client):
@@ -208,7 +207,7 @@ def test_a_stream_whose_worker_is_killed_ends_with_one_receipt(tmp_path: Path):
                         stack.kill("worker-1")
                         stack.start_worker()
         assert '"stream_interrupted"' in events[-1] and "[DONE]" not in events[-1]
-        deadline = time.monotonic() + 90  # the in-progress key expires after the job timeout + 10 s
+        deadline = time.monotonic() + 90  # the claim lapses after the job timeout + 10 s
         while not stack.db("SELECT 1 FROM receipts WHERE job_id = $1", job_id) and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(1)  # a second receipt, if there were one, would be written by now

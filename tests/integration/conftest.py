@@ -12,6 +12,7 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from shared.queue.pool import ClusterRedis
 from shared.settings import Settings
 from tests.harness import (
     REDIS_BASE,
@@ -21,9 +22,10 @@ from tests.harness import (
     dsn_for,
     make_settings,
 )
-from tests.integration.queue_jobs import fresh_pool
+from tests.integration.queue_jobs import cluster_url, fresh_pool
 from tests.integration.simulator_server import running_simulator
 from tests.pgbouncer import running_pgbouncer, through
+from tests.redis_cluster import running_redis_cluster
 
 REDIS_DB = 9
 
@@ -43,8 +45,32 @@ async def database_url(pg_template: str) -> AsyncIterator[str]:
     await drop_database(name)
 
 
+# The suite's Redis Cluster leg (`make test-redis-cluster`): three masters, each with a replica,
+# started here; the queue tests and the whole system (settings) use them instead of one Redis.
+REDIS_CLUSTER = os.environ.get("AINFERA_TEST_REDIS_CLUSTER") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_cluster_leg() -> Iterator[None]:
+    if not REDIS_CLUSTER:
+        yield
+        return
+    with running_redis_cluster(replicas=1) as ports:
+        os.environ["AINFERA_TEST_REDIS_CLUSTER_URL"] = f"redis://127.0.0.1:{ports[0]}"
+        try:
+            yield
+        finally:
+            del os.environ["AINFERA_TEST_REDIS_CLUSTER_URL"]
+
+
 @pytest.fixture
 async def redis_flushed() -> AsyncIterator[Redis]:
+    if cluster_url() is not None:
+        cluster = await fresh_pool()
+        yield cluster
+        await cluster.flushall(target_nodes=ClusterRedis.PRIMARIES)
+        await cluster.aclose()
+        return
     r = Redis.from_url(f"{REDIS_BASE}/{REDIS_DB}")
     await r.flushdb()
     yield r
@@ -87,6 +113,8 @@ def settings(database_url: str, redis_flushed: Redis, sim_url: str, pgbouncer_po
     if pgbouncer_port is not None:
         return make_settings(through(database_url, pgbouncer_port), REDIS_DB, upstream_override=sim_url,
                              database_direct_url=database_url, database_pooler="pgbouncer")
+    if (url := cluster_url()) is not None:
+        return make_settings(database_url, REDIS_DB, upstream_override=sim_url, redis_url=url, redis_cluster=True)
     return make_settings(database_url, REDIS_DB, upstream_override=sim_url)
 
 

@@ -1,13 +1,15 @@
 """Job functions, WorkerSettings and helpers for the queue tests; also the entry point of worker subprocesses.
 
 Run as `python -m tests.integration.queue_jobs <SettingsClassName>` to start a WakingWorker.
-Everything uses Redis database 11 only.
+Everything uses Redis database 11 only, or, in the suite's Redis Cluster leg (`make
+test-redis-cluster`), the cluster the harness started (its url in AINFERA_TEST_REDIS_CLUSTER_URL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +22,7 @@ from arq.worker import Worker, func
 
 from shared.queue.names import QueueName
 from shared.queue.notify import notify_done
+from shared.queue.pool import ClusterRedis
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.worker import WakingWorker, create_worker
 
@@ -30,11 +33,33 @@ RUNS = "test:runs"  # hash: job id -> times the job body ran
 EVENTS = "test:events"  # list of facts the subprocess jobs record
 
 
+# Known when the tests are collected (the leg's cluster starts later, with the session).
+ON_CLUSTER_LEG = os.environ.get("AINFERA_TEST_REDIS_CLUSTER") == "1"
+
+
+def cluster_url() -> str | None:
+    """The Redis Cluster of the suite's cluster leg, or None on the single-Redis legs."""
+    return os.environ.get("AINFERA_TEST_REDIS_CLUSTER_URL") or None
+
+
 async def fresh_pool() -> ArqRedis:
-    """A JSON-speaking client on db 11, flushed."""
+    """A JSON-speaking client on db 11 (or the leg's cluster: a ClusterRedis), flushed."""
+    url = cluster_url()
+    if url is not None:
+        cluster = ClusterRedis.from_url(url)
+        await cluster.flushall(target_nodes=ClusterRedis.PRIMARIES)
+        return cluster  # type: ignore[return-value]  # used for its commands, which both offer
     pool = await create_pool(REDIS_SETTINGS, job_serializer=serialize, job_deserializer=deserialize)
     await pool.flushdb()
     return pool
+
+
+def _own_pool(queue: str) -> dict[str, Any]:
+    """How a worker of the tests reaches Redis: db 11, or its own client pinned to its queue's slot."""
+    url = cluster_url()
+    if url is None:
+        return {"redis_settings": REDIS_SETTINGS}
+    return {"redis_pool": ClusterRedis.from_url(url).new_slot_client(queue)}
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], *, within_s: float = 10.0) -> None:
@@ -58,17 +83,29 @@ class Probe:
 # ---- job functions -------------------------------------------------------------------------
 
 
+def own_id(ctx: dict[str, Any]) -> str:
+    """The job's own id: arq's `job_id` without the queue's hash tag in front."""
+    queued: str = ctx["job_id"]
+    return queued.split("}", 1)[1] if queued.startswith("{") else queued
+
+
+def _facts(ctx: dict[str, Any]) -> Any:
+    """Where jobs record what the tests check: the worker's own client, or on a cluster (whose
+    worker client reaches its queue's slot only) a cluster client the worker was given."""
+    return ctx.get("facts") or ctx["redis"]
+
+
 async def noop(ctx: dict[str, Any], **kwargs: Any) -> None:
     return None
 
 
 async def count_run(ctx: dict[str, Any], **kwargs: Any) -> None:
-    await ctx["redis"].hincrby(RUNS, ctx["job_id"], 1)
+    await _facts(ctx).hincrby(RUNS, own_id(ctx), 1)
 
 
 async def mark_started(ctx: dict[str, Any], **kwargs: Any) -> None:
     probe: Probe = ctx["probe"]
-    probe.start_times[ctx["job_id"]] = asyncio.get_running_loop().time()
+    probe.start_times[own_id(ctx)] = asyncio.get_running_loop().time()
     probe.started.set()
 
 
@@ -94,24 +131,24 @@ async def too_slow(ctx: dict[str, Any]) -> None:
 
 
 async def reply(ctx: dict[str, Any], *, reply_to: str, text: str) -> None:
-    await notify_done(ctx["redis"], reply_to, ctx["job_id"], text.encode())
+    await notify_done(_facts(ctx), reply_to, own_id(ctx), text.encode())
 
 
 async def tick(ctx: dict[str, Any]) -> None:
-    await ctx["redis"].incr("test:ticks")
+    await _facts(ctx).incr("test:ticks")
 
 
 async def stuck_on_first_try(ctx: dict[str, Any]) -> None:
     """Runs long on its first try (to be killed), returns at once on later tries."""
-    await ctx["redis"].hincrby(RUNS, ctx["job_id"], 1)
+    await _facts(ctx).hincrby(RUNS, own_id(ctx), 1)
     if ctx["job_try"] == 1:
         await asyncio.sleep(60)
 
 
 async def slow_then_record(ctx: dict[str, Any], *, seconds: float) -> None:
-    await ctx["redis"].rpush(EVENTS, "started")
+    await _facts(ctx).rpush(EVENTS, "started")
     await asyncio.sleep(seconds)
-    await ctx["redis"].rpush(EVENTS, "finished")
+    await _facts(ctx).rpush(EVENTS, "finished")
 
 
 # ---- in-process workers --------------------------------------------------------------------
@@ -119,7 +156,10 @@ async def slow_then_record(ctx: dict[str, Any], *, seconds: float) -> None:
 
 def waking_worker(functions: list[Any], **kwargs: Any) -> WakingWorker:
     kwargs.setdefault("queue_name", QueueName.INTERACTIVE)
-    kwargs.setdefault("redis_settings", REDIS_SETTINGS)
+    if "redis_settings" not in kwargs and "redis_pool" not in kwargs:
+        kwargs.update(_own_pool(kwargs["queue_name"]))
+    if (url := cluster_url()) is not None:
+        kwargs["ctx"] = {**(kwargs.get("ctx") or {}), "facts": ClusterRedis.from_url(url)}
     kwargs.setdefault("handle_signals", False)
     return WakingWorker(functions, **kwargs)
 
@@ -168,9 +208,13 @@ class IdleSettings:
 
 
 def main(argv: list[str]) -> None:
-    worker = create_worker(globals()[argv[1]])
+    settings = globals()[argv[1]]
+    url = cluster_url()
+    overrides = {} if url is None else {"redis_pool": _own_pool(settings.queue_name)["redis_pool"],
+                                        "ctx": {"facts": ClusterRedis.from_url(url)}}
+    worker = create_worker(settings, **overrides)
     if len(argv) > 2:
-        # arq keeps the in-progress key for job timeout + 10 s; the kill test shortens that
+        # A claim lapses after the job timeout + 10 s (arq's rule); the kill test shortens that
         # window so that the re-run it waits for comes within seconds.
         worker.in_progress_timeout_s = float(argv[2])
     worker.run()

@@ -296,7 +296,7 @@ async def test_a_process_that_missed_the_notice_drops_a_revoked_key_within_a_sec
 
 def cli(settings: Settings, *args: str, command: str = "keys") -> subprocess.CompletedProcess[str]:
     env = {"AINFERA_DATABASE_URL": settings.session_database_url, "AINFERA_REDIS_URL": settings.redis_url,
-           "PATH": "/usr/bin:/bin"}
+           "AINFERA_REDIS_CLUSTER": str(settings.redis_cluster).lower(), "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "shared.cli.main", command, *args], env=env, capture_output=True,
                           text=True, check=False)
 

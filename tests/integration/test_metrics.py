@@ -231,7 +231,7 @@ async def test_scrape_reads_queue_depth_and_age_the_reconciler_and_the_last_fano
     from redis.asyncio import Redis
 
     from shared.batches.supervisor import SupervisorConfig, supervise
-    from shared.queue.names import QueueName
+    from shared.queue.names import QueueName, arq_id
     from shared.resources import open_resources
 
     _, key = await new_tenant(settings)
@@ -250,8 +250,8 @@ async def test_scrape_reads_queue_depth_and_age_the_reconciler_and_the_last_fano
         # Redis loses the queue entry; the reconciler queues the stored job again and counts it.
         redis = Redis.from_url(settings.redis_url)
         try:
-            await redis.zrem(str(QueueName.BATCH), job_id)
-            await redis.delete(f"arq:job:{job_id}")
+            await redis.zrem(str(QueueName.BATCH), arq_id(QueueName.BATCH, job_id))
+            await redis.delete(f"arq:job:{arq_id(QueueName.BATCH, job_id)}")
         finally:
             await redis.aclose()
         assert (await scrape(client)).get("ainfera_queue_depth", queue="batch") == 0

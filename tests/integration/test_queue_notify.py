@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from shared.queue.enqueue import enqueue
 from shared.queue.names import QueueName
 from shared.queue.notify import CompletionWaiters, encode_notice, notify_done
+from shared.queue.pool import queue_redis
 from tests.integration.queue_jobs import reply, running, wait_until, waking_worker
 
 pytestmark = pytest.mark.integration
@@ -42,8 +43,9 @@ async def test_each_instance_gets_only_notices_sent_to_its_own_channel(pool: Arq
 async def test_notices_for_unknown_jobs_and_garbage_are_ignored(pool: ArqRedis) -> None:
     async with CompletionWaiters(pool) as waiters:
         known = waiters.register("known")
-        await pool.publish(waiters.channel, encode_notice("nobody-waits", b"x"))
-        await pool.publish(waiters.channel, b"not a notice")
+        node = queue_redis(pool, waiters.channel)
+        await node.spublish(waiters.channel, encode_notice("nobody-waits", b"x"))
+        await node.spublish(waiters.channel, b"not a notice")
         await notify_done(pool, waiters.channel, "known", b"yes")
         assert await waiters.wait(known, max_wait_s=5) == b"yes"
         # A second notice for the same job (it ran twice) finds nobody and is dropped.
@@ -66,9 +68,10 @@ async def test_after_its_connection_is_killed_it_resubscribes_and_says_so(pool: 
         reconnected = waiters.next_reconnect()
         waiting = asyncio.create_task(waiters.wait(pending, max_wait_s=10))
 
-        clients = [c for c in await pool.client_list() if c["name"] == waiters.channel]
+        node = queue_redis(pool, waiters.channel)  # on a cluster: the node the subscription is on
+        clients = [c for c in await node.client_list() if c["name"] == waiters.channel]
         assert len(clients) == 1
-        await pool.client_kill_filter(_id=clients[0]["id"])
+        await node.client_kill_filter(_id=clients[0]["id"])
 
         async with asyncio.timeout(5):
             await reconnected.wait()
@@ -83,8 +86,8 @@ async def test_after_its_connection_is_killed_it_resubscribes_and_says_so(pool: 
 
 
 async def _has_subscriber(pool: ArqRedis, channel: str) -> bool:
-    counts = dict(await pool.pubsub_numsub(channel))
-    return bool(counts.get(channel.encode()))
+    reply = await queue_redis(pool, channel).execute_command("PUBSUB", "SHARDNUMSUB", channel)
+    return bool(dict(zip(reply[::2], reply[1::2], strict=True)).get(channel.encode()))
 
 
 async def test_stopping_cancels_pending_waiters(pool: ArqRedis) -> None:

@@ -15,7 +15,7 @@ import pytest
 from arq.connections import ArqRedis
 
 from shared.queue.enqueue import enqueue
-from shared.queue.names import QueueName
+from shared.queue.names import QueueName, arq_id, health_key, running_key
 from tests.integration.queue_jobs import EVENTS, RUNS, fresh_pool, wait_until
 
 pytestmark = pytest.mark.integration
@@ -58,13 +58,15 @@ async def test_a_job_whose_worker_was_killed_runs_again_on_another_worker(pool: 
         await wait_until(lambda: _runs_of(pool, "victim", 1))
         first.send_signal(signal.SIGKILL)
         await wait_until(lambda: _exited(first))
-    assert await pool.exists("arq:in-progress:victim")  # left behind by the killed worker
+    # Left behind by the killed worker: its claim, until the claim lapses.
+    assert await pool.zscore(running_key(QueueName.BATCH), arq_id(QueueName.BATCH, "victim")) is not None
 
     with worker_process("KillableSettings", "1.5", log=tmp_path / "second.log"):
         await wait_until(lambda: _gone_from_queue(pool, "victim"), within_s=15)
 
     assert await pool.hget(RUNS, "victim") == b"2"
-    assert int(await pool.get("arq:retry:victim") or 0) == 0  # deleted when the job finished
+    assert int(await pool.get("arq:retry:" + arq_id(QueueName.BATCH, "victim")) or 0) == 0  # deleted at the end
+    assert await pool.zcard(running_key(QueueName.BATCH)) == 0
 
 
 async def _runs_of(pool: ArqRedis, job_id: str, n: int) -> bool:
@@ -72,7 +74,7 @@ async def _runs_of(pool: ArqRedis, job_id: str, n: int) -> bool:
 
 
 async def _gone_from_queue(pool: ArqRedis, job_id: str) -> bool:
-    return await pool.zscore(QueueName.BATCH, job_id) is None
+    return await pool.zscore(QueueName.BATCH, arq_id(QueueName.BATCH, job_id)) is None
 
 
 async def test_sigterm_lets_the_running_job_finish_first(pool: ArqRedis, tmp_path: Path) -> None:
@@ -85,7 +87,7 @@ async def test_sigterm_lets_the_running_job_finish_first(pool: ArqRedis, tmp_pat
 
     assert await pool.lrange(EVENTS, 0, -1) == [b"started", b"finished"]
     assert await pool.zcard(QueueName.BATCH) == 0
-    assert not await pool.exists("arq:job:graceful")
+    assert not await pool.exists("arq:job:" + arq_id(QueueName.BATCH, "graceful"))
 
 
 async def _events_include(pool: ArqRedis, event: bytes) -> bool:
@@ -111,4 +113,4 @@ async def test_an_idle_worker_uses_almost_no_cpu(pool: ArqRedis, tmp_path: Path)
 
 
 async def _health_check_written(pool: ArqRedis) -> bool:
-    return bool(await pool.exists(f"{QueueName.PROBE}:health-check"))
+    return bool(await pool.exists(health_key(QueueName.PROBE)))

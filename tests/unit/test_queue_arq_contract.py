@@ -16,8 +16,19 @@ import arq.constants
 import arq.jobs
 import arq.utils
 import arq.worker
+import pytest
+from redis.crc import key_slot
 
-from shared.queue.names import QueueName, completion_channel, wake_channel
+from shared.queue.names import (
+    QueueName,
+    abort_key,
+    arq_id,
+    completion_channel,
+    health_key,
+    running_key,
+    slot_tag,
+    wake_channel,
+)
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.worker import WakingWorker, create_worker
 
@@ -28,8 +39,8 @@ ARQ_SOURCE_DIGESTS = {
     "Worker._poll_iteration": "f8d39d823a0a59f2",  # replaced
     "Worker.start_jobs": "b45797cfa40bed7f",  # replaced by the Lua claim: same key, value and TTL
     "Worker.run_job": "589a19059ff84ee7",  # called as is
-    "Worker.finish_job": "903f09c92830d3fd",  # how retries move the score (our wake-up on retry)
-    "Worker.finish_failed_job": "3e16087f318a7acf",
+    "Worker.finish_job": "903f09c92830d3fd",  # mirrored with the running set and the queue's abort set
+    "Worker.finish_failed_job": "3e16087f318a7acf",  # mirrored likewise
     "Worker.heart_beat": "2e9959bea66dc551",  # cron look-ahead window mirrored in _CRON_LOOKAHEAD_S
     "Worker.run_cron": "7d2d3784e6567fb2",
     "Worker._cancel_aborted_jobs": "54575eaf8682f95b",
@@ -82,7 +93,7 @@ def test_waking_worker_overrides_only_the_documented_methods() -> None:
     overridden = {
         name for name, value in vars(WakingWorker).items() if callable(value) and hasattr(arq.worker.Worker, name)
     }
-    assert overridden == {"__init__", "main", "_poll_iteration"}
+    assert overridden == {"__init__", "main", "_poll_iteration", "finish_job", "finish_failed_job"}
 
 
 def test_queue_names_and_their_wake_channels() -> None:
@@ -92,9 +103,26 @@ def test_queue_names_and_their_wake_channels() -> None:
         "ainfera:queue:probe",
         "ainfera:queue:control",
     ]
-    assert wake_channel(QueueName.BATCH, 0) == "ainfera:queue:batch:wake:0"
-    assert wake_channel(QueueName.BATCH, 11) == "ainfera:queue:batch:wake:11"
+    assert wake_channel(QueueName.BATCH, 0) == "{ainfera:queue:batch}:wake:0"
+    assert wake_channel(QueueName.BATCH, 11) == "{ainfera:queue:batch}:wake:11"
     assert completion_channel("abc") == "ainfera:done:abc"
+
+
+def test_everything_a_queue_touches_is_in_the_queue_s_slot() -> None:
+    for queue in [*QueueName, "plain-test-queue", "ainfera:{tenant-1}:queue"]:
+        slot = key_slot(str(queue).encode())
+        queued = arq_id(queue, "job-1")
+        names = [f"{prefix}{queued}" for prefix in ("arq:job:", "arq:result:", "arq:retry:")]
+        names += [running_key(queue), abort_key(queue), health_key(queue), wake_channel(queue, 3)]
+        assert {key_slot(name.encode()) for name in names} == {slot}, queue
+    assert slot_tag("ainfera:{tenant-1}:queue") == "tenant-1"
+    assert slot_tag("a:{}:b") == "a:{}:b"  # an empty tag does not count, as in Redis
+    assert arq_id(QueueName.INTERACTIVE, "j") == "{ainfera:queue:interactive}j"
+
+
+def test_a_worker_refuses_arq_aborts_whose_set_is_global() -> None:
+    with pytest.raises(ValueError, match="aborts"):
+        WakingWorker([], allow_abort_jobs=True, handle_signals=False)
 
 
 async def test_create_worker_reads_worker_settings_and_defaults_to_json() -> None:

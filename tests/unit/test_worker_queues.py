@@ -24,12 +24,12 @@ def settings() -> Settings:
 ])
 def test_dispatch_queues_hold_in_progress_locks_only_as_long_as_their_jobs(settings, queue, timeout):
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = build_worker(settings, queue, res=None)  # type: ignore[arg-type]
+    worker = build_worker(settings, queue, res=None)
     assert worker.in_progress_timeout_s == timeout + 10
 
 
 def test_the_batch_process_also_serves_housekeeping():
     assert QUEUES["batch"] == (QueueName.BATCH, QueueName.CONTROL)
     asyncio.set_event_loop(asyncio.new_event_loop())
-    control = build_worker(Settings(provider_keys={}), QueueName.CONTROL, res=None)  # type: ignore[arg-type]
+    control = build_worker(Settings(provider_keys={}), QueueName.CONTROL, res=None)
     assert {"cron:supervise_batches", "cron:fanout_tick", "finalize_batch", "decide_fanout"} <= set(control.functions)
