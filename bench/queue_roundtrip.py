@@ -39,8 +39,9 @@ async def echo(ctx: dict[str, Any]) -> str:
     return "ok"
 
 
-async def reply(ctx: dict[str, Any], *, reply_to: str) -> None:
-    await notify_done(ctx["redis"], reply_to, ctx["job_id"], b"ok")
+async def reply(ctx: dict[str, Any], *, reply_to: str, job_id: str) -> None:
+    # The job's own id from its kwargs, as the system's tasks do (arq's ctx id has the queue's tag).
+    await notify_done(ctx["redis"], reply_to, job_id, b"ok")
 
 
 @dataclass
@@ -130,7 +131,8 @@ async def roundtrip_ours(pool: ArqRedis, settings: RedisSettings, n: int) -> lis
                 job_id = f"rt-ours-{i}"
                 started = time.perf_counter()
                 future = waiters.register(job_id)
-                await enqueue(pool, QUEUE, "reply", job_id=job_id, kwargs={"reply_to": waiters.channel})
+                await enqueue(pool, QUEUE, "reply", job_id=job_id, kwargs={"reply_to": waiters.channel,
+                                                                           "job_id": job_id})
                 assert await waiters.wait(future, max_wait_s=10) == b"ok"
                 samples.append(time.perf_counter() - started)
         return samples

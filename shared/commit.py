@@ -90,7 +90,8 @@ def build_commit(res: Resources, call: CallRecord, *, job_id: str, tenant_id: UU
     requested = request.model if request else ""
     status, body = response_body(call, job_id=job_id, receipt_id=receipt_id, requested_model=requested,
                                  charge=charge, now=now, legacy_functions=bool(request and request.functions),
-                                 dropped_params=reported_params(request, call))
+                                 dropped_params=reported_params(request, call),
+                                 explain=bool(request and request.routing_hint and request.routing_hint.explain))
     receipt = receipt_of(call, job_id=job_id, tenant_id=tenant_id, request=request, receipt_id=receipt_id,
                          charge=charge, latency_ms=latency_ms, now=now)
     sig = res.signer.signature_of(receipt.public())

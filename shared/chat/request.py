@@ -46,6 +46,10 @@ class RoutingHint(_Strict):
     max_cost_usd: PositiveFinite | None = None
     stack: Annotated[StackHint, Field(strict=False)] | None = None  # JSON gives the value, not the enum
     latency_budget_ms: PositiveFinite | None = None
+    # Put the router's decision log into the answer's `ainfera` block. It is always in the receipt
+    # and the audit event; in every answer it would be about 4 KB encoded, stored and relayed for
+    # callers who mostly never read it (docs/decisions.md, "The decision log on request").
+    explain: bool | None = None
 
 
 class _Open(BaseModel):

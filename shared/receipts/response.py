@@ -30,8 +30,9 @@ def request_reported_params(request: ChatCompletionRequest) -> list[str]:
 
 def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_model: str, charge: Charge,
                   now: datetime, legacy_functions: bool = False,
-                  dropped_params: list[str] | None = None) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body). `model` names the canonical slug, never the upstream name."""
+                  dropped_params: list[str] | None = None, explain: bool = False) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body). `model` names the canonical slug, never the upstream name. `explain`:
+    the caller asked for the decision log (`routing_hint.explain`); the receipt has it either way."""
     served, completion = call.served, call.completion
     meta: dict[str, Any] = {
         "job_id": job_id,
@@ -47,7 +48,7 @@ def response_body(call: CallRecord, *, job_id: str, receipt_id: str, requested_m
         meta["dropped_params"] = dropped_params
     if call.fallbacks:
         meta["fallbacks"] = call.fallbacks
-    if call.decision_log is not None:
+    if explain and call.decision_log is not None:
         meta["decision_log"] = call.decision_log
     if not call.succeeded:
         assert call.error is not None

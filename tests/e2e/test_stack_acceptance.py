@@ -55,7 +55,8 @@ def test_stack_china_routes_novita_only_on_the_products_own_catalog(tmp_path):
         for text in ("Summarise the plot of Hamlet in two sentences.", "Name three rivers in Asia.",
                      "Write a haiku about routers."):
             r = httpx.post(f"{stack.base_url}/v1/chat/completions", headers=auth, timeout=60,
-                           json={**body, "messages": [{"role": "user", "content": text}]})
+                           json={**body, "messages": [{"role": "user", "content": text}],
+                                 "routing_hint": {"stack": "china", "explain": True}})
             assert r.status_code == 200, r.text
             out = r.json()
             assert out["model"].endswith("@novita") and out["ainfera"]["provider"] == "novita"

@@ -79,7 +79,8 @@ async def test_inference_leaves_the_receipt_and_routed_event_of_a_chat_completio
 async def test_ainfera_auto_runs_the_router(system):
     client, auth, _, _ = system
     r = await client.post("/v1/inference", json={"model": "ainfera-auto", "messages": HELLO, "max_tokens": 16,
-                                                 "task_type": "chat"}, headers=auth)
+                                                 "task_type": "chat", "routing_hint": {"explain": True}},
+                          headers=auth)
     assert r.status_code == 200, r.text
     assert "@" in r.json()["model_used"] and r.json()["ainfera"]["decision_log"]
     assert "task_type" in r.headers["x-ainfera-dropped-params"]

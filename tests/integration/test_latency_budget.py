@@ -111,7 +111,7 @@ async def test_a_budget_keeps_to_the_fast_tier_with_priors_and_after_learning(wo
 async def test_the_effort_ainfera_auto_chooses_is_sent_and_written_down(world):
     tenant_id, key = await new_tenant(world)
     auth = {"Authorization": f"Bearer {key}"}
-    body = {"model": "ainfera-auto", "messages": SHORT, "routing_hint": {"latency_budget_ms": 3_000}}
+    body = {"model": "ainfera-auto", "messages": SHORT, "routing_hint": {"latency_budget_ms": 3_000, "explain": True}}
     async with running_worker(world), running_gateway(world) as client:
         explained = (await client.post("/v1/routing/explain", json=body, headers=auth)).json()
         assert (explained["model"], explained["reasoning_effort"]) == ("gpt-5.6-sol@openai", "low")

@@ -59,7 +59,7 @@ async def test_explain_decides_without_calling_any_provider(system, sim):
 
 async def test_explain_and_chat_agree(system):
     client, auth, _ = system
-    body = chat(routing_hint={"max_cost_usd": 0.00004, "latency_budget_ms": 500})
+    body = chat(routing_hint={"max_cost_usd": 0.00004, "latency_budget_ms": 500, "explain": True})
     explained = (await client.post("/v1/routing/explain", json=body, headers=auth)).json()
     served = (await client.post("/v1/chat/completions", json=body, headers=auth)).json()
     assert served["model"] == explained["model"]
@@ -79,7 +79,8 @@ async def test_latency_budget_of_500ms_routes_to_a_fast_tier_model(system):
 async def test_stack_hint_routes_only_to_that_stack(system, stack):
     client, auth, _ = system
     models = {m["id"]: m for m in (await client.get("/v1/models", headers=auth)).json()["data"]}
-    r = await client.post("/v1/chat/completions", json=chat(routing_hint={"stack": stack}), headers=auth)
+    r = await client.post("/v1/chat/completions", json=chat(routing_hint={"stack": stack, "explain": True}),
+                          headers=auth)
     assert r.status_code == 200, r.text
     assert models[r.json()["model"]]["stack"] == stack
     assert all(models[t["slug"]]["stack"] == stack

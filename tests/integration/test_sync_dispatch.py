@@ -69,7 +69,8 @@ async def test_pinned_model_is_served_under_its_canonical_slug(system, settings,
 
 async def test_auto_routes_and_records_its_decision(system, settings):
     client, auth, _ = system
-    r = await client.post("/v1/chat/completions", json=chat("ainfera-auto"), headers=auth)
+    r = await client.post("/v1/chat/completions", json=chat("ainfera-auto", routing_hint={"explain": True}),
+                          headers=auth)
     assert r.status_code == 200, r.text
     body = r.json()
     decision = body["ainfera"]["decision_log"]
@@ -78,6 +79,26 @@ async def test_auto_routes_and_records_its_decision(system, settings):
         "active", "capability", "policy", "stack", "budget", "latency", "rank"]
     [event] = await rows(settings, "SELECT payload FROM audit_events WHERE job_id = $1", body["ainfera"]["job_id"])
     assert orjson.loads(event["payload"])["decision_log"] == decision
+    receipt = (await client.get(f"/v1/receipts/{body['ainfera']['receipt_id']}", headers=auth)).json()
+    assert receipt["routing"]["decision_log"] == decision
+
+
+async def test_the_decision_log_is_in_the_answer_only_when_asked_and_always_in_the_receipt_and_audit(
+        system, settings):
+    client, auth, _ = system
+    r = await client.post("/v1/chat/completions", json=chat("ainfera-auto"), headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "decision_log" not in body["ainfera"] and body["ainfera"]["receipt_id"]
+    receipt = (await client.get(f"/v1/receipts/{body['ainfera']['receipt_id']}", headers=auth)).json()
+    assert receipt["routing"]["decision_log"]["chosen"] == body["model"]
+    [event] = await rows(settings, "SELECT payload FROM audit_events WHERE job_id = $1", body["ainfera"]["job_id"])
+    assert orjson.loads(event["payload"])["decision_log"] == receipt["routing"]["decision_log"]
+    [job] = await rows(settings, "SELECT response FROM jobs WHERE id = $1", body["ainfera"]["job_id"])
+    assert "decision_log" not in job["response"]  # not stored twice either
+    refused = await client.post("/v1/chat/completions", json=chat("ainfera-auto", routing_hint={"explain": "yes"}),
+                                headers=auth)
+    assert refused.status_code == 400 and "explain" in refused.text
 
 
 async def test_alias_ainfera_inference_routes_like_auto(system):
