@@ -50,7 +50,6 @@ from shared.providers.stream import StreamCancelled, StreamTarget
 from shared.receipts.call import CallRecord
 from shared.resources import Resources
 from shared.routing.candidates import Candidate
-from shared.routing.learned import record_sample
 from shared.routing.plan import plan_request
 from shared.routing.policy import TenantPolicy
 from shared.routing.tokens import estimate_input_tokens
@@ -360,9 +359,9 @@ def _count(res: Resources, job: DispatchJob, commit: Commit) -> None:
 async def _learn(res: Resources, job: DispatchJob, call: CallRecord, commit: Commit) -> None:
     r = commit.receipt
     if call.succeeded and r.model_slug:
-        await record_sample(res.redis, res.stats.window, r.model_slug, r.input_tokens, r.output_tokens,
-                            r.upstream_latency_ms, reasoning_effort=r.reasoning_effort, tenant=str(r.tenant_id),
-                            output_cap=job.request.output_cap if job.request else None)
+        res.stats.record(r.model_slug, r.input_tokens, r.output_tokens, r.upstream_latency_ms,
+                         reasoning_effort=r.reasoning_effort, tenant=str(r.tenant_id),
+                         output_cap=job.request.output_cap if job.request else None)
     log.info("job_finished", job_id=job.job_id, status=r.status.value, model=r.model_slug, provider=r.provider,
              error_code=r.error_code, latency_ms=r.latency_ms, attempts=r.attempts, fallbacks=len(call.fallbacks))
 

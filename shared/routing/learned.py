@@ -104,23 +104,91 @@ def cut_by_caller(output_tokens: int, output_cap: int | None) -> bool:
     return output_cap is not None and output_tokens >= output_cap
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One successful call's figures, as the recording script takes them."""
+
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+
+
+def sample_of(window: StatsWindow, slug: str, input_tokens: int, output_tokens: int, latency_ms: int | None,
+              *, tenant: str, reasoning_effort: str | None = None, output_cap: int | None = None) -> Sample | None:
+    """The sample a call gives, as `tenant`'s; None when it teaches nothing (no input, or cut by the caller)."""
+    if input_tokens <= 0 or cut_by_caller(output_tokens, output_cap):
+        return None
+    key = latency_key(slug, reasoning_effort)
+    return Sample(keys=(ratios_key(slug), latencies_key(key), RATIO_HASH, LATENCY_HASH),
+                  args=(slug, key, tenant, repr(output_tokens / input_tokens),
+                        "" if latency_ms is None else str(int(latency_ms)),
+                        str(window.size), str(window.tenant_share), str(window.min_samples)))
+
+
 async def record_sample(
     redis: Redis, window: StatsWindow, slug: str, input_tokens: int, output_tokens: int, latency_ms: int | None,
     *, tenant: str, reasoning_effort: str | None = None, output_cap: int | None = None,
 ) -> None:
-    """Add one successful call's figures, as `tenant`'s. Best effort: statistics never fail a finished job."""
-    if input_tokens <= 0 or cut_by_caller(output_tokens, output_cap):
+    """Add one successful call's figures at once. Best effort: statistics never fail a finished job.
+    Workers add theirs through `LearnedStats.record`, which writes them in batches."""
+    sample = sample_of(window, slug, input_tokens, output_tokens, latency_ms, tenant=tenant,
+                       reasoning_effort=reasoning_effort, output_cap=output_cap)
+    if sample is not None:
+        await write_samples(redis, [sample])
+
+
+async def write_samples(redis: Redis, samples: Sequence[Sample]) -> None:
+    """Run the recording script for each sample, in order, in one pipeline (every key is in the
+    `{stats}` slot, so on a cluster it goes to one master). Best effort: errors are logged."""
+    if not samples:
         return
-    key = latency_key(slug, reasoning_effort)
+    node = queue_redis(redis, PREFIX)
+    script = node.register_script(_RECORD)  # local: redis-py hashes it; the pipeline loads it if needed
     try:
-        await redis.register_script(_RECORD)(  # local: redis-py hashes it, runs EVALSHA, loads on NOSCRIPT
-            keys=[ratios_key(slug), latencies_key(key), RATIO_HASH, LATENCY_HASH],
-            args=[slug, key, tenant, repr(output_tokens / input_tokens),
-                  "" if latency_ms is None else str(int(latency_ms)),
-                  str(window.size), str(window.tenant_share), str(window.min_samples)],
-        )
+        if len(samples) == 1:
+            await script(keys=list(samples[0].keys), args=list(samples[0].args))
+            return
+        async with node.pipeline(transaction=False) as pipe:
+            for sample in samples:
+                await script(keys=list(sample.keys), args=list(sample.args), client=pipe)
+            await pipe.execute()
     except (RedisError, OSError) as e:
-        log.warning("stats_record_failed", slug=slug, error=type(e).__name__)
+        log.warning("stats_record_failed", samples=len(samples), error=type(e).__name__)
+
+
+class SampleBuffer:
+    """Samples of finished calls, written together: one pipeline per `flush_s` (or as soon as
+    `max_batch` are waiting) rather than one script call per job. A sample reaches the published
+    medians at most `flush_s` later; one still buffered when the process dies is lost, which a
+    rebuild from the receipts repairs (statistics are best effort by design)."""
+
+    def __init__(self, redis: Redis, *, flush_s: float = 0.05, max_batch: int = 64) -> None:
+        self._redis, self._flush_s, self._max_batch = redis, flush_s, max_batch
+        self._pending: list[Sample] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def add(self, sample: Sample) -> None:
+        self._pending.append(sample)
+        if len(self._pending) >= self._max_batch:
+            self._write_now()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._write_now)
+
+    def _write_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.create_task(write_samples(self._redis, batch), name="learned-stats-write")
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def flush(self) -> None:
+        """Write what is waiting and wait for every write under way."""
+        self._write_now()
+        if self._writes:
+            await asyncio.wait(set(self._writes))
 
 
 def window_of(samples: Iterable[tuple[str, float]], window: StatsWindow) -> list[tuple[str, float]]:
@@ -160,6 +228,19 @@ class LearnedStats:
         self._slugs = slugs  # callable returning the catalog's slugs (the catalog can change)
         self._snapshot = RoutingStats()
         self._task: asyncio.Task[None] | None = None
+        self._samples = SampleBuffer(redis)
+
+    def record(self, slug: str, input_tokens: int, output_tokens: int, latency_ms: int | None, *, tenant: str,
+               reasoning_effort: str | None = None, output_cap: int | None = None) -> None:
+        """Add a successful call's figures (written with others within `SampleBuffer`'s flush time)."""
+        sample = sample_of(self._window, slug, input_tokens, output_tokens, latency_ms, tenant=tenant,
+                           reasoning_effort=reasoning_effort, output_cap=output_cap)
+        if sample is not None:
+            self._samples.add(sample)
+
+    async def flush(self) -> None:
+        """Write the samples still waiting (tests and shutdown)."""
+        await self._samples.flush()
 
     @property
     def current(self) -> RoutingStats:
@@ -175,6 +256,7 @@ class LearnedStats:
         self._task = asyncio.create_task(self._loop(), name="learned-stats")
 
     async def stop(self) -> None:
+        await self._samples.flush()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -189,6 +271,8 @@ class LearnedStats:
                 log.warning("stats_refresh_failed", error=type(e).__name__)
 
     async def refresh(self) -> RoutingStats:
+        """Read the published figures, after writing this process's own waiting samples."""
+        await self._samples.flush()
         if not await self._redis.exists(READY_KEY):
             await self.rebuild()
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -4,6 +4,7 @@ rebuild from receipts gives what the live script gave."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from uuid import UUID
 
@@ -18,9 +19,12 @@ from shared.routing.learned import (
     LATENCY_HASH,
     RATIO_HASH,
     READY_KEY,
+    Sample,
+    SampleBuffer,
     StatsWindow,
     ratios_key,
     record_sample,
+    sample_of,
     window_median,
 )
 from tests.harness import new_tenant
@@ -90,3 +94,28 @@ async def test_one_tenants_flood_does_not_bend_the_ratio_others_see_and_a_rebuil
         assert rebuilt.output_ratios[SLUG] == pytest.approx(bent)
         # The same latency again (a fast simulator may answer within a millisecond: 0 is a value).
         assert rebuilt.latency_ms[SLUG] == pytest.approx(latency)
+
+
+async def test_a_worker_s_samples_are_written_in_batches_and_none_is_lost(redis_flushed):
+    window = StatsWindow(size=50, tenant_share=50, min_samples=3)
+    buffer = SampleBuffer(redis_flushed, flush_s=0.2, max_batch=5)
+
+    def sample(i: int) -> Sample:
+        made = sample_of(window, SLUG, input_tokens=100, output_tokens=10 + i, latency_ms=100, tenant="t")
+        assert made is not None
+        return made
+
+    for i in range(3):
+        buffer.add(sample(i))
+    assert await redis_flushed.llen(ratios_key(SLUG)) == 0  # waiting for the flush time
+    await asyncio.sleep(0.4)
+    assert await redis_flushed.llen(ratios_key(SLUG)) == 3  # written together when it came
+    for i in range(3, 8):
+        buffer.add(sample(i))  # the fifth waiting one fills the batch: written without waiting
+    await asyncio.sleep(0.05)
+    assert await redis_flushed.llen(ratios_key(SLUG)) == 8
+    buffer.add(sample(8))
+    await buffer.flush()  # what a stopping process does
+    assert await redis_flushed.llen(ratios_key(SLUG)) == 9
+    assert float(await redis_flushed.hget(RATIO_HASH, SLUG)) == pytest.approx(0.14)  # median of 0.10..0.18
+    assert sample_of(window, SLUG, input_tokens=0, output_tokens=5, latency_ms=1, tenant="t") is None

@@ -39,7 +39,7 @@ def cluster_ports() -> Iterator[list[int]]:
 
 @pytest.fixture
 async def cluster(cluster_ports: list[int]) -> AsyncIterator[RedisCluster]:
-    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0])
+    client = ClusterRedis(host="127.0.0.1", port=cluster_ports[0])
     await client.initialize()
     try:
         yield client
