@@ -149,7 +149,7 @@ async def enqueue_many(
         async with redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 await script(keys=keys, args=args, client=pipe)  # queued: the pipeline loads it first if needed
-            pipe.execute_command("SPUBLISH", channel, "")
+            pipe.spublish(channel, "")
             results = await pipe.execute()
         added += sum(int(r) for r in results[:-1])
     return added

@@ -4,12 +4,13 @@ layers above the queue (learned statistics, held commits, the supervisor's lock 
 arq's own per-job keys keep arq's prefixes (`arq:job:<id>`, `arq:result:<id>`, `arq:retry:<id>`),
 but the id in them is the queue's *arq id* of the job: the job id behind the queue's hash tag
 (`arq_id`). So a queue and everything a script or transaction touches with it (its jobs, their
-results and retry counters, its running set, its abort set, its health key, its wake-up channel)
+results and retry counters, its running set, its health key, its wake-up channel)
 hash to one slot of a Redis Cluster, and each queue may live on its own master.
 """
 
 from __future__ import annotations
 
+import zlib
 from enum import StrEnum
 
 
@@ -31,6 +32,10 @@ class QueueName(StrEnum):
 
 WAKE_CHANNEL_SUFFIX = ":wake"
 COMPLETION_CHANNEL_PREFIX = "ainfera:done:"
+# A waiting process's channel is in one of this many slots (its hash tag `{done-<n>}`), not in a
+# slot of its own: a worker keeps one pinned client per slot it publishes to, and gateways come
+# and go with new names, so the number of those clients stays bounded.
+COMPLETION_SHARDS = 16
 # Workers announce finished async jobs on a channel every gateway listens on (GET /v1/jobs?wait=).
 ASYNC_WAITERS_INSTANCE = "async"
 
@@ -71,11 +76,6 @@ def running_key(queue_name: str) -> str:
     return queue_scoped(queue_name, ":running")
 
 
-def abort_key(queue_name: str) -> str:
-    """Where arq's global `arq:abort` set would be; finishing a job clears its entry there."""
-    return queue_scoped(queue_name, ":abort")
-
-
 def health_key(queue_name: str) -> str:
     """arq's health-check key of the queue's workers (arq's default, `<queue>:health-check`, is in
     another slot)."""
@@ -95,7 +95,7 @@ def wake_channel(queue_name: str, db: int) -> str:
 
 def completion_channel(instance: str) -> str:
     """The channel of one waiting process (one `CompletionWaiters`); workers publish notices there."""
-    return f"{COMPLETION_CHANNEL_PREFIX}{instance}"
+    return f"{COMPLETION_CHANNEL_PREFIX}{{done-{zlib.crc32(instance.encode()) % COMPLETION_SHARDS}}}:{instance}"
 
 
 ASYNC_CHANNEL = completion_channel(ASYNC_WAITERS_INSTANCE)

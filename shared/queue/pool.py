@@ -32,6 +32,7 @@ from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 from redis.exceptions import ClusterDownError, ConnectionError, MovedError, ResponseError, TryAgainError
 
+from shared.queue.names import slot_tag
 from shared.queue.serializer import deserialize, serialize
 
 # How long a pinned queue client keeps retrying while a slot has no reachable master: longer than
@@ -141,13 +142,15 @@ class ClusterRedis(RedisCluster):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._slot_clients: dict[str, QueueRedis] = {}
+        self._slot_clients: dict[str, QueueRedis] = {}  # by hash tag: one per slot in use
 
     def slot_client(self, name: str) -> QueueRedis:
-        """The shared pinned client for the slot of `name` (closed with this client)."""
-        client = self._slot_clients.get(name)
+        """The shared pinned client for the slot of `name` (closed with this client). Names with
+        the same hash tag share it, so the clients are as many as the tags in use."""
+        tag = slot_tag(name)
+        client = self._slot_clients.get(tag)
         if client is None:
-            client = self._slot_clients[name] = self.new_slot_client(name)
+            client = self._slot_clients[tag] = self.new_slot_client(name)
         return client
 
     def new_slot_client(self, name: str) -> QueueRedis:
@@ -190,12 +193,10 @@ def open_redis(url: str, *, cluster: bool = False, **kwargs: Any) -> Redis:
     return client
 
 
-def new_queue_client(url: str, queue_name: str, *, cluster: bool = False, shared: Redis | None = None) -> QueueRedis:
-    """A worker's own client for `queue_name`: pinned to the queue's slot on a cluster (from
-    `shared`, the process's ClusterRedis), else a plain connection to `url`."""
+def new_queue_client(url: str, queue_name: str, *, shared: Redis | None = None) -> QueueRedis:
+    """A worker's own client for `queue_name`: pinned to the queue's slot when `shared` (the
+    process's client) is a ClusterRedis, else a plain connection to `url`."""
     client: object = shared
     if isinstance(client, ClusterRedis):
         return client.new_slot_client(queue_name)
-    if cluster:
-        raise ValueError("a worker on a Redis Cluster needs the process's ClusterRedis")
     return QueueRedis(pool_or_conn=ConnectionPool.from_url(url), default_queue_name=queue_name)

@@ -21,7 +21,7 @@ from arq.utils import timestamp_ms, to_ms
 from arq.worker import Function, Worker
 
 from shared.queue.claim import claim_jobs
-from shared.queue.names import abort_key, health_key, running_key, wake_channel
+from shared.queue.names import health_key, running_key, wake_channel
 from shared.queue.pool import QueueRedis, database_of
 from shared.queue.serializer import deserialize, serialize
 from shared.queue.subscription import Subscription
@@ -63,8 +63,9 @@ class WakingWorker(Worker):
       jobs get the queue's hash tag), plus stopping the wake-up subscription
       when it ends.
     - `finish_job`, `finish_failed_job`: arq's, with the queue's running set
-      and abort set instead of arq's in-progress keys and global `arq:abort`,
-      so that every key of the transaction is in the queue's slot.
+      instead of arq's in-progress keys, and without arq's global `arq:abort`
+      set (aborts are not offered, so nothing is ever in it), so that every
+      key of the transaction is in the queue's slot.
     - `_poll_iteration`: wait for the event instead of sleeping; heart beat
       (health key, cron enqueue) before claiming so new cron jobs are seen;
       one Lua claim (`claim.py`) instead of ZRANGEBYSCORE + a WATCH/MULTI
@@ -214,7 +215,7 @@ class WakingWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        # arq 0.28's finish_job, with the claim in the running set and the queue's own abort set.
+        # arq 0.28's finish_job, with the claim in the running set and no abort set.
         async with self.pool.pipeline(transaction=True) as tr:
             running = running_key(self.queue_name)
             if keep_in_progress is None:
@@ -226,7 +227,6 @@ class WakingWorker(Worker):
                     expire = None if keep_result_forever else result_timeout_s
                     tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
                 tr.delete(retry_key_prefix + job_id, job_key_prefix + job_id)
-                tr.zrem(abort_key(self.queue_name), job_id)
                 tr.zrem(self.queue_name, job_id)
             elif incr_score:
                 tr.zincrby(self.queue_name, incr_score, job_id)
@@ -237,7 +237,6 @@ class WakingWorker(Worker):
         async with self.pool.pipeline(transaction=True) as tr:
             tr.delete(retry_key_prefix + job_id, job_key_prefix + job_id)
             tr.zrem(running_key(self.queue_name), job_id)
-            tr.zrem(abort_key(self.queue_name), job_id)
             tr.zrem(self.queue_name, job_id)
             keep_result = self.keep_result_forever or self.keep_result_s > 0
             if result_data is not None and keep_result:

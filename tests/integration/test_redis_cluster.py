@@ -146,6 +146,7 @@ async def test_a_key_of_another_slot_on_a_queue_s_client_fails_at_once_rather_th
     cluster = ClusterRedis(host="127.0.0.1", port=cluster_ports[0])
     try:
         node = queue_redis(cluster, QueueName.BATCH)
+        assert queue_redis(cluster, running_key(QueueName.BATCH)) is node  # one client per hash tag
         assert await node.set(running_key(QueueName.BATCH), b"x")  # the queue's own slot: served
         other = next(f"k{i}" for i in range(100) if key_slot(f"k{i}".encode()) != key_slot(QueueName.BATCH.encode()))
         async with asyncio.timeout(2):  # not the 30 s a failover may take

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import zlib
 from typing import Any
 
 import arq
@@ -21,7 +22,6 @@ from redis.crc import key_slot
 
 from shared.queue.names import (
     QueueName,
-    abort_key,
     arq_id,
     completion_channel,
     health_key,
@@ -39,7 +39,7 @@ ARQ_SOURCE_DIGESTS = {
     "Worker._poll_iteration": "f8d39d823a0a59f2",  # replaced
     "Worker.start_jobs": "b45797cfa40bed7f",  # replaced by the Lua claim: same key, value and TTL
     "Worker.run_job": "589a19059ff84ee7",  # called as is
-    "Worker.finish_job": "903f09c92830d3fd",  # mirrored with the running set and the queue's abort set
+    "Worker.finish_job": "903f09c92830d3fd",  # mirrored with the running set, without arq:abort
     "Worker.finish_failed_job": "3e16087f318a7acf",  # mirrored likewise
     "Worker.heart_beat": "2e9959bea66dc551",  # cron look-ahead window mirrored in _CRON_LOOKAHEAD_S
     "Worker.run_cron": "7d2d3784e6567fb2",
@@ -105,7 +105,9 @@ def test_queue_names_and_their_wake_channels() -> None:
     ]
     assert wake_channel(QueueName.BATCH, 0) == "{ainfera:queue:batch}:wake:0"
     assert wake_channel(QueueName.BATCH, 11) == "{ainfera:queue:batch}:wake:11"
-    assert completion_channel("abc") == "ainfera:done:abc"
+    assert completion_channel("abc") == f"ainfera:done:{{done-{zlib.crc32(b'abc') % 16}}}:abc"
+    tags = {slot_tag(completion_channel(f"gateway-{i}")) for i in range(1000)}
+    assert len(tags) == 16  # however many gateways came and went: 16 slots
 
 
 def test_everything_a_queue_touches_is_in_the_queue_s_slot() -> None:
@@ -113,7 +115,7 @@ def test_everything_a_queue_touches_is_in_the_queue_s_slot() -> None:
         slot = key_slot(str(queue).encode())
         queued = arq_id(queue, "job-1")
         names = [f"{prefix}{queued}" for prefix in ("arq:job:", "arq:result:", "arq:retry:")]
-        names += [running_key(queue), abort_key(queue), health_key(queue), wake_channel(queue, 3)]
+        names += [running_key(queue), health_key(queue), wake_channel(queue, 3)]
         assert {key_slot(name.encode()) for name in names} == {slot}, queue
     assert slot_tag("ainfera:{tenant-1}:queue") == "tenant-1"
     assert slot_tag("a:{}:b") == "a:{}:b"  # an empty tag does not count, as in Redis
